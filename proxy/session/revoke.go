@@ -1,0 +1,168 @@
+package session
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Revocations ends sessions when the IdP sends a back-channel logout. A
+// sealed cookie cannot be recalled from the browser, so the store asks this
+// list on every Load. It is an interface because an in-memory list only
+// covers one replica; a shared (Redis) one makes logout work across all.
+type Revocations interface {
+	// RevokeSID ends every session that carries this IdP session id.
+	RevokeSID(ctx context.Context, sid string) error
+	// RevokeSubject ends every session of sub created up to now; a later
+	// login of the same user is unaffected.
+	RevokeSubject(ctx context.Context, sub string) error
+	// Revoked reports whether s has been ended by one of the above.
+	Revoked(ctx context.Context, s *Session) (bool, error)
+}
+
+// DefaultMaxRevocations is the size of a MemoryRevocations when none is given.
+const DefaultMaxRevocations = 100_000
+
+// MemoryRevocations is a Revocations for a single replica. Memory is bounded
+// twice: an entry is dropped once it is older than the session TTL (every
+// session it could end has expired by then), and beyond max entries the
+// oldest is evicted, which can let a session revoked long ago live out its
+// TTL; size max for the logouts expected within one TTL.
+type MemoryRevocations struct {
+	ttl time.Duration
+	max int
+	now func() time.Time
+
+	mu    sync.RWMutex
+	byKey map[revKey]*list.Element // of *revEntry
+	order *list.List               // oldest first
+}
+
+type revKind uint8
+
+const (
+	bySID revKind = iota + 1
+	bySubject
+)
+
+type revKey struct {
+	kind  revKind
+	value string
+}
+
+type revEntry struct {
+	key revKey
+	at  time.Time
+}
+
+var _ Revocations = (*MemoryRevocations)(nil)
+
+// NewMemoryRevocations returns an empty list whose entries last ttl (the
+// session TTL; 0 or less keeps them until evicted) and which holds at most max
+// entries (0 or less means DefaultMaxRevocations). now nil means time.Now.
+func NewMemoryRevocations(ttl time.Duration, max int, now func() time.Time) *MemoryRevocations {
+	if max <= 0 {
+		max = DefaultMaxRevocations
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &MemoryRevocations{
+		ttl:   ttl,
+		max:   max,
+		now:   now,
+		byKey: make(map[revKey]*list.Element),
+		order: list.New(),
+	}
+}
+
+// RevokeSID ends every session with this IdP session id, whenever it was
+// created: a logged-out IdP session must not come back.
+func (m *MemoryRevocations) RevokeSID(_ context.Context, sid string) error {
+	if sid == "" {
+		return errors.New("session: revoke: empty sid")
+	}
+	m.add(revKey{bySID, sid})
+	return nil
+}
+
+// RevokeSubject ends the sessions of sub created up to now, leaving a login
+// after the logout alone.
+func (m *MemoryRevocations) RevokeSubject(_ context.Context, sub string) error {
+	if sub == "" {
+		return errors.New("session: revoke: empty subject")
+	}
+	m.add(revKey{bySubject, sub})
+	return nil
+}
+
+// Revoked reports whether s was ended by RevokeSID or RevokeSubject.
+func (m *MemoryRevocations) Revoked(_ context.Context, s *Session) (bool, error) {
+	now := m.now()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if len(m.byKey) == 0 {
+		return false, nil
+	}
+	if s.SID != "" {
+		if _, ok := m.live(revKey{bySID, s.SID}, now); ok {
+			return true, nil
+		}
+	}
+	if at, ok := m.live(revKey{bySubject, s.Subject}, now); ok && !s.CreatedAt.After(at) {
+		return true, nil
+	}
+	return false, nil
+}
+
+// Len is the number of entries held, expired ones included until the next
+// revocation prunes them.
+func (m *MemoryRevocations) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.byKey)
+}
+
+// live returns when key was revoked, if that has not yet expired.
+func (m *MemoryRevocations) live(key revKey, now time.Time) (time.Time, bool) {
+	e, ok := m.byKey[key]
+	if !ok {
+		return time.Time{}, false
+	}
+	at := e.Value.(*revEntry).at
+	return at, !m.expired(at, now)
+}
+
+func (m *MemoryRevocations) expired(at, now time.Time) bool {
+	return m.ttl > 0 && now.Sub(at) >= m.ttl
+}
+
+func (m *MemoryRevocations) add(key revKey) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// Entries are appended in time order, so the expired ones are in front.
+	for e := m.order.Front(); e != nil; e = m.order.Front() {
+		entry := e.Value.(*revEntry)
+		if !m.expired(entry.at, now) {
+			break
+		}
+		m.remove(e)
+	}
+	if e, ok := m.byKey[key]; ok {
+		e.Value.(*revEntry).at = now
+		m.order.MoveToBack(e)
+		return
+	}
+	for len(m.byKey) >= m.max {
+		m.remove(m.order.Front())
+	}
+	m.byKey[key] = m.order.PushBack(&revEntry{key: key, at: now})
+}
+
+func (m *MemoryRevocations) remove(e *list.Element) {
+	delete(m.byKey, e.Value.(*revEntry).key)
+	m.order.Remove(e)
+}
