@@ -1,0 +1,140 @@
+package oidc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Identity is a user as the IdP has just confirmed them. Claims holds every claim (ID token merged
+// with userinfo, userinfo winning), with email_verified normalised to a JSON boolean.
+type Identity struct {
+	Subject           string
+	Email             string
+	EmailVerified     bool
+	Name              string
+	PreferredUsername string
+	Groups            []string
+	SID               string
+	Claims            map[string]any
+}
+
+// LogValue keeps identities out of logs beyond the subject.
+func (id Identity) LogValue() slog.Value { return slog.StringValue("sub:" + id.Subject) }
+
+// Tokens are the IdP's tokens for one session. They are sealed into the session, never sent to the
+// browser in the clear.
+type Tokens struct {
+	AccessToken  string
+	RefreshToken string
+	IDToken      string
+	Expiry       time.Time
+}
+
+// LogValue redacts every token.
+func (Tokens) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// groupsClaim is the claim read into Identity.Groups; SetGroupsClaim changes it per client.
+const defaultGroupsClaim = "groups"
+
+// identityFrom builds an Identity from merged claims.
+func identityFrom(claims map[string]any, groupsClaim string) Identity {
+	id := Identity{Claims: claims}
+	id.Subject, _ = claims["sub"].(string)
+	id.Email, _ = claims["email"].(string)
+	id.Name, _ = claims["name"].(string)
+	id.PreferredUsername, _ = claims["preferred_username"].(string)
+	id.SID, _ = claims["sid"].(string)
+	id.EmailVerified = truthy(claims["email_verified"])
+	if v, ok := claims["email_verified"]; ok {
+		if _, isBool := v.(bool); !isBool {
+			claims["email_verified"] = id.EmailVerified // normalise "true" once, when first confirmed
+		}
+	}
+	if groupsClaim == "" {
+		groupsClaim = defaultGroupsClaim
+	}
+	switch g := claims[groupsClaim].(type) {
+	case []any:
+		for _, v := range g {
+			if s, ok := v.(string); ok {
+				id.Groups = append(id.Groups, s)
+			}
+		}
+	case []string:
+		id.Groups = append(id.Groups, g...)
+	case string:
+		if g != "" {
+			id.Groups = []string{g}
+		}
+	}
+	return id
+}
+
+// truthy accepts the JSON boolean true and, because some IdPs send it, the string "true".
+func truthy(v any) bool {
+	switch b := v.(type) {
+	case bool:
+		return b
+	case string:
+		return b == "true"
+	}
+	return false
+}
+
+// merge copies src over dst (userinfo over ID token claims), except the protocol claims that only
+// make sense in the token.
+func merge(dst, src map[string]any) map[string]any {
+	if dst == nil {
+		dst = map[string]any{}
+	}
+	for k, v := range src {
+		switch k {
+		case "iss", "aud", "exp", "iat", "nbf", "nonce", "at_hash", "c_hash", "azp", "auth_time", "jti":
+			continue
+		}
+		dst[k] = v
+	}
+	return dst
+}
+
+// userinfo calls the userinfo endpoint with the access token and returns its claims. A 401/403 is
+// Revoked (the IdP no longer honours this user's token), 5xx and transport errors Unavailable.
+func (c *Client) userinfo(ctx context.Context, p *provider, accessToken string) (map[string]any, error) {
+	if p.userinfo == "" {
+		return nil, invalid("userinfo", errors.New("the IdP has no userinfo endpoint"))
+	}
+	req, err := bearerRequest(withKind(ctx, "userinfo"), http.MethodGet, p.userinfo, accessToken)
+	if err != nil {
+		return nil, invalid("userinfo", err)
+	}
+	res, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, classify("userinfo", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+		return nil, classify("userinfo", &StatusError{StatusCode: res.StatusCode})
+	}
+	var claims map[string]any
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&claims); err != nil {
+		// A signed (application/jwt) userinfo is not supported: fail closed with a clear cause.
+		return nil, invalid("userinfo", fmt.Errorf("decode JSON answer: %w", err))
+	}
+	if s, _ := claims["sub"].(string); s == "" {
+		return nil, invalid("userinfo", errors.New("answer has no sub"))
+	}
+	return claims, nil
+}
+
+// IdentityOf rebuilds an Identity from claims this client confirmed earlier (kept in a session), with
+// the configured groups claim.
+func (c *Client) IdentityOf(claims map[string]any) Identity {
+	return identityFrom(claims, c.cfg.GroupsClaim)
+}
