@@ -1,8 +1,11 @@
-// Package session keeps a logged-in browser's identity between requests
-// without shared server state: the session is sealed (AES-256-GCM) into
-// cookies, split into chunks that browsers accept, and bounded by an absolute
-// lifetime that token refreshes never extend. It also seals other short-lived
-// cookies (the login state) and remembers back-channel logouts.
+// Package session keeps a logged-in browser's identity between requests.
+// CookieStore needs no shared server state: the session is sealed
+// (AES-256-GCM) into cookies, split into chunks that browsers accept.
+// RedisStore keeps it in Redis instead, encrypted with a key that only the
+// browser's sealed ticket holds, so that logouts reach every replica. Either
+// way a session is bounded by an absolute lifetime that token refreshes never
+// extend. The package also seals other short-lived cookies (the login state)
+// and remembers back-channel logouts.
 //
 // The package knows nothing of the identity provider or Zendesk: a Session is
 // plain data that the proxy fills in and reads back.
@@ -108,10 +111,9 @@ func (s *Session) String() string {
 // GoString keeps fmt's %#v as redacted as LogValue.
 func (s *Session) GoString() string { return s.String() }
 
-// Store is what the proxy uses to keep sessions: the sealed-cookie store
-// here, a server-side store (with only a ticket in the cookie) later. Each
-// method may write Set-Cookie headers, so it runs before the response header
-// is sent.
+// Store is what the proxy uses to keep sessions: CookieStore, or RedisStore
+// (with only a ticket in the cookie). Each method may write Set-Cookie
+// headers, so it runs before the response header is sent.
 type Store interface {
 	// Load returns the request's session, or ErrNotFound, ErrInvalid,
 	// ErrExpired, ErrRevoked, or an error of the store's backend.
