@@ -1,0 +1,136 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// identityHeaders are the headers zdgate sets for the upstream, and families that upstream
+// frameworks commonly trust for identity. Every incoming copy, whatever its case or '_' spelling,
+// is deleted before zdgate sets its own.
+var identityHeaders = []string{
+	"x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username",
+	"x-forwarded-access-token", "x-remote-user", "x-remote-email", "x-remote-group", "x-remote-groups",
+	"x-user", "x-email", "x-real-ip", "forwarded",
+}
+
+// identityPrefixes are whole header families that are stripped.
+var identityPrefixes = []string{"x-auth-request-", "remote-", "x-zdgate-"}
+
+// foldHeader is the name a header would have if the upstream treated '_' as '-' and ignored case
+// (many servers do: CGI, PHP, some Rack and WSGI setups).
+func foldHeader(name string) string {
+	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+}
+
+// stripIdentity deletes every header that could carry a spoofed identity.
+func stripIdentity(h http.Header) {
+	for name := range h {
+		f := foldHeader(name)
+		drop := false
+		for _, id := range identityHeaders {
+			if f == id {
+				drop = true
+				break
+			}
+		}
+		if !drop {
+			for _, p := range identityPrefixes {
+				if strings.HasPrefix(f, p) {
+					drop = true
+					break
+				}
+			}
+		}
+		if !drop && strings.HasPrefix(f, "x-forwarded-") {
+			// X-Forwarded-For/Host/Proto are rebuilt by the proxy; any other X-Forwarded-* spelled
+			// with '_' is an attempt to slip past that.
+			drop = strings.Contains(name, "_")
+		}
+		if drop {
+			delete(h, name)
+		}
+	}
+}
+
+// trust decides which peers' forwarding headers are believed.
+type trust []netip.Prefix
+
+// peer returns the address of the TCP peer.
+func peer(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+func (t trust) contains(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range t {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// fromTrusted reports whether the request came straight from a --trusted-proxy.
+func (t trust) fromTrusted(r *http.Request) bool { return t.contains(peer(r)) }
+
+// clientIP is the right-most X-Forwarded-For address that is not a trusted proxy, when the peer is
+// trusted; else the peer itself.
+func (t trust) clientIP(r *http.Request) string {
+	p := peer(r)
+	if !t.contains(p) {
+		return p.String()
+	}
+	xff := strings.Join(r.Header.Values("X-Forwarded-For"), ",")
+	parts := strings.Split(xff, ",")
+	for i := len(parts) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(parts[i]))
+		if err != nil {
+			break
+		}
+		a = a.Unmap()
+		if !t.contains(a) {
+			return a.String()
+		}
+	}
+	return p.String()
+}
+
+// removeOwnCookies rewrites the Cookie header without zdgate's own cookies, so the session never
+// reaches the upstream.
+func removeOwnCookies(h http.Header, own func(string) bool) {
+	lines := h.Values("Cookie")
+	if len(lines) == 0 {
+		return
+	}
+	var kept []string
+	for _, line := range lines {
+		for _, part := range strings.Split(line, ";") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(part, "=")
+			if own(strings.TrimSpace(name)) {
+				continue
+			}
+			kept = append(kept, part)
+		}
+	}
+	h.Del("Cookie")
+	if len(kept) > 0 {
+		h.Set("Cookie", strings.Join(kept, "; "))
+	}
+}

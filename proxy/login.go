@@ -1,0 +1,230 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zdgate/zdgate/oidc"
+	"github.com/zdgate/zdgate/proxy/session"
+)
+
+// loginTTL bounds how long a login may take at the IdP.
+const loginTTL = 10 * time.Minute
+
+// maxLoginCookies bounds the per-tab login-state cookies one browser can accumulate.
+const maxLoginCookies = 6
+
+// loginState is sealed into the per-login cookie; nothing in it is ever trusted from the query.
+type loginState struct {
+	oidc.Login
+	RD string `json:"rd"`
+}
+
+func (p *Proxy) loginCookieName(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return p.cfg.CookieName + "_login_" + base64.RawURLEncoding.EncodeToString(sum[:9])
+}
+
+// start begins a login: fresh state, nonce and PKCE verifier sealed into a cookie named after the
+// state (so several tabs can log in at once), then a redirect to the IdP.
+func (p *Proxy) start(w http.ResponseWriter, r *http.Request) error {
+	rd := p.safeRedirect(r.URL.Query().Get("rd"))
+	p.startLogin(w, r, rd)
+	return nil
+}
+
+func (p *Proxy) startLogin(w http.ResponseWriter, r *http.Request, rd string) {
+	l := oidc.NewLogin()
+	authURL, err := p.cfg.OIDC.AuthCodeURL(l)
+	if err != nil {
+		p.render(w, r, errUnavailable("idp_unavailable", err))
+		return
+	}
+	plain, _ := json.Marshal(loginState{Login: l, RD: rd})
+	name := p.loginCookieName(l.State)
+	val, err := p.cfg.Sealer.Seal(name, plain, p.cfg.Now().Add(loginTTL))
+	if err != nil {
+		p.render(w, r, err)
+		return
+	}
+	// Too many abandoned logins: drop them all rather than let cookies pile up.
+	var pending []string
+	for _, c := range r.Cookies() {
+		if strings.HasPrefix(c.Name, p.cfg.CookieName+"_login_") {
+			pending = append(pending, c.Name)
+		}
+	}
+	if len(pending) >= maxLoginCookies {
+		for _, n := range pending {
+			http.SetCookie(w, p.cookie(n, "", -1, "/oauth2/"))
+		}
+	}
+	http.SetCookie(w, p.cookie(name, val, int(loginTTL/time.Second), "/oauth2/"))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, authURL, http.StatusFound)
+}
+
+func (p *Proxy) cookie(name, value string, maxAge int, path string) *http.Cookie {
+	return &http.Cookie{
+		Name: name, Value: value, Path: path, Domain: p.cfg.CookieDomain, MaxAge: maxAge,
+		HttpOnly: true, Secure: p.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// callback finishes a login. Everything comes from the sealed login cookie or from the IdP: the
+// state must match a cookie we set, is used once, the code is redeemed with the PKCE verifier, the
+// ID token and nonce are verified and userinfo must agree. Then the access rules, and a brand-new
+// session (never one the browser sent before).
+func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	state := q.Get("state")
+	if state == "" || len(state) > 512 {
+		return errBadRequest("login_failed", errors.New("callback without state"))
+	}
+	name := p.loginCookieName(state)
+	c, err := r.Cookie(name)
+	if err != nil {
+		return errBadRequest("login_expired", errors.New("no login cookie for this state"))
+	}
+	http.SetCookie(w, p.cookie(name, "", -1, "/oauth2/")) // single use, whatever happens next
+	plain, err := p.cfg.Sealer.Open(name, c.Value)
+	if err != nil {
+		return errBadRequest("login_expired", err)
+	}
+	var ls loginState
+	if err := json.Unmarshal(plain, &ls); err != nil || ls.State != state {
+		return errBadRequest("login_failed", errors.New("state does not match the login cookie"))
+	}
+	if !p.states.use(state, p.cfg.Now()) {
+		return errBadRequest("login_expired", errors.New("state replayed"))
+	}
+	if e := q.Get("error"); e != "" {
+		return errForbidden("idp_error", errors.New("IdP answered error="+truncate(e, 64)))
+	}
+	code := q.Get("code")
+	if code == "" {
+		return errBadRequest("login_failed", errors.New("callback without code"))
+	}
+	id, toks, err := p.cfg.OIDC.Exchange(r.Context(), code, ls.Login)
+	p.m.idpChecks.WithLabelValues("login", resultOf(err)).Inc()
+	if err != nil {
+		if oidc.KindOf(err) == oidc.Unavailable {
+			return errUnavailable("idp_unavailable", err)
+		}
+		return errForbidden("login_failed", err)
+	}
+	if err := p.policy(id); err != nil {
+		return err
+	}
+	now := p.cfg.Now()
+	s := &session.Session{
+		ID: session.NewID(), Subject: id.Subject, SID: id.SID, Claims: id.Claims,
+		AccessToken: toks.AccessToken, RefreshToken: toks.RefreshToken, IDToken: toks.IDToken, TokenExpiry: toks.Expiry,
+		CreatedAt: now, ConfirmedAt: now,
+	}
+	if err := p.cfg.Sessions.Save(w, r, s); err != nil {
+		return errUnavailable("session_store_unavailable", err)
+	}
+	setSub(r.Context(), id.Subject)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, p.safeRedirect(ls.RD), http.StatusFound)
+	return nil
+}
+
+// signOut ends the session here and, when the IdP offers RP-initiated logout, there too.
+func (p *Proxy) signOut(w http.ResponseWriter, r *http.Request) error {
+	rd := p.safeRedirect(r.URL.Query().Get("rd"))
+	target := p.endSession(w, r, rd)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusFound)
+	return nil
+}
+
+// endSession clears the session and returns where to send the browser: the IdP's end_session
+// endpoint (with id_token_hint and a post-logout redirect back to rd) or rd itself.
+func (p *Proxy) endSession(w http.ResponseWriter, r *http.Request, rd string) string {
+	s, err := p.cfg.Sessions.Load(r)
+	p.cfg.Sessions.Clear(w, r)
+	if err != nil {
+		return rd
+	}
+	p.m.sessionsEnded.WithLabelValues("sign_out").Inc()
+	back := rd
+	if strings.HasPrefix(rd, "/") {
+		back = p.cfg.PublicURL.ResolveReference(&url.URL{Path: "/"}).String()
+		if u, err := url.Parse(rd); err == nil {
+			back = p.cfg.PublicURL.ResolveReference(u).String()
+		}
+	}
+	if end := p.cfg.OIDC.EndSessionURL(s.IDToken, back); end != "" {
+		return end
+	}
+	return rd
+}
+
+// backchannelLogout ends the sessions named by a verified logout token from the IdP.
+func (p *Proxy) backchannelLogout(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Cache-Control", "no-store")
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	raw := r.PostFormValue("logout_token")
+	if raw == "" {
+		return errBadRequest("invalid_request", errors.New("no logout_token"))
+	}
+	lo, err := p.cfg.OIDC.VerifyLogout(r.Context(), raw)
+	if err != nil {
+		if oidc.KindOf(err) == oidc.Unavailable {
+			return errUnavailable("idp_unavailable", err)
+		}
+		return errBadRequest("invalid_request", err)
+	}
+	if p.cfg.Revocations == nil {
+		return errUnavailable("not_supported", errors.New("no revocation list configured"))
+	}
+	if lo.SID != "" {
+		err = p.cfg.Revocations.RevokeSID(r.Context(), lo.SID)
+	} else {
+		err = p.cfg.Revocations.RevokeSubject(r.Context(), lo.Subject)
+	}
+	if err != nil {
+		return errUnavailable("session_store_unavailable", err)
+	}
+	p.m.sessionsEnded.WithLabelValues("backchannel").Inc()
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// usedStates refuses a login state seen before, even if its cookie is presented again.
+type usedStates struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]time.Time
+}
+
+func newUsedStates(max int) *usedStates { return &usedStates{max: max, m: map[string]time.Time{}} }
+
+func (u *usedStates) use(state string, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if _, seen := u.m[state]; seen {
+		return false
+	}
+	if len(u.m) >= u.max {
+		for k, t := range u.m {
+			if now.Sub(t) > loginTTL {
+				delete(u.m, k)
+			}
+		}
+		if len(u.m) >= u.max { // flooded: forget the oldest half is not possible cheaply; clear all
+			clear(u.m)
+		}
+	}
+	u.m[state] = now
+	return true
+}

@@ -1,0 +1,79 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the series of SPEC §6. Labels are route templates and small enums, never paths or users.
+type metrics struct {
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	minted        *prometheus.CounterVec
+	idpChecks     *prometheus.CounterVec
+	injections    *prometheus.CounterVec
+	sessionsEnded *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zdgate_http_requests_total", Help: "HTTP requests answered, by route template and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "zdgate_http_request_duration_seconds", Help: "Time to answer a request (until the handler returns), by route template.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		minted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zdgate_tokens_minted_total", Help: "Zendesk JWTs minted, by flavor.",
+		}, []string{"flavor"}),
+		idpChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zdgate_idp_checks_total", Help: "Confirmations of a user at the IdP, by kind (login, refresh, userinfo, introspect, bearer) and result (ok, revoked, unavailable, invalid).",
+		}, []string{"kind", "result"}),
+		injections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zdgate_injections_total", Help: "HTML pages considered for loader injection, by result.",
+		}, []string{"result"}),
+		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zdgate_sessions_ended_total", Help: "Sessions ended, by reason (sign_out, revoked, policy, backchannel, expired).",
+		}, []string{"reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.minted, m.idpChecks, m.injections, m.sessionsEnded} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observeRequest(route string, code int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// IdPTransport (registered by the caller that builds the IdP HTTP client, before the proxy) wraps the IdP HTTP client's transport to time every call, labelled with the kind of
+// call the oidc package put in the request context.
+func IdPTransport(reg prometheus.Registerer, next http.RoundTripper, kindOf func(*http.Request) string) (http.RoundTripper, *prometheus.HistogramVec, error) {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "zdgate_idp_check_duration_seconds", Help: "Latency of HTTP calls to the IdP, by kind of call, measured in the HTTP client transport.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"kind"})
+	if err := reg.Register(h); err != nil {
+		return nil, nil, err
+	}
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		start := time.Now()
+		res, err := next.RoundTrip(r)
+		h.WithLabelValues(kindOf(r)).Observe(time.Since(start).Seconds())
+		return res, err
+	}), h, nil
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// ObserveInjection counts one injector decision (the injector's Observe callback).
+func (p *Proxy) ObserveInjection(result string) { p.m.injections.WithLabelValues(result).Inc() }

@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// httpError is an error with the status and the public code to show; Err is the private cause that
+// only goes to the log.
+type httpError struct {
+	status int
+	code   string
+	err    error
+}
+
+func (e *httpError) Error() string {
+	if e.err != nil {
+		return e.code + ": " + e.err.Error()
+	}
+	return e.code
+}
+func (e *httpError) Unwrap() error { return e.err }
+
+func errBadRequest(code string, err error) error { return &httpError{http.StatusBadRequest, code, err} }
+func errUnauthorized(code string, err error) error {
+	return &httpError{http.StatusUnauthorized, code, err}
+}
+func errForbidden(code string, err error) error { return &httpError{http.StatusForbidden, code, err} }
+func errUnavailable(code string, err error) error {
+	return &httpError{http.StatusServiceUnavailable, code, err}
+}
+
+var errNotFound = &httpError{status: http.StatusNotFound, code: "not_found"}
+
+// render is the one place errors become responses. The client sees a status and a short public code
+// (JSON, or a small HTML page for browsers); the cause is logged with the request id.
+func (p *Proxy) render(w http.ResponseWriter, r *http.Request, err error) {
+	var he *httpError
+	if !errors.As(err, &he) {
+		he = &httpError{status: http.StatusInternalServerError, code: "internal_error", err: err}
+	}
+	info := infoOf(r)
+	level := slog.LevelInfo
+	if he.status >= 500 {
+		level = slog.LevelError
+	}
+	if he.err != nil || he.status >= 500 {
+		attrs := []slog.Attr{slog.Int("status", he.status), slog.String("code", he.code)}
+		if info != nil {
+			attrs = append(attrs, slog.String("request_id", info.id), slog.String("route", info.route))
+		}
+		if he.err != nil {
+			attrs = append(attrs, slog.String("cause", he.err.Error()))
+		}
+		p.log.LogAttrs(r.Context(), level, "request refused", attrs...)
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if wantsHTML(r) {
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		w.WriteHeader(he.status)
+		id := ""
+		if info != nil {
+			id = info.id
+		}
+		errorPage.Execute(w, map[string]any{"Status": he.status, "Text": http.StatusText(he.status), "Message": publicMessage(he), "ID": id})
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(he.status)
+	json.NewEncoder(w).Encode(map[string]string{"error": he.code})
+}
+
+// publicMessage is what a person reading the error page is told; fixed strings only.
+func publicMessage(e *httpError) string {
+	switch e.code {
+	case "bad_gateway":
+		return "The application behind this sign-in gateway is not answering. Try again in a moment."
+	case "idp_unavailable":
+		return "The identity provider cannot be reached right now, so your sign-in cannot be confirmed. Try again in a moment."
+	case "login_failed":
+		return "Sign-in could not be completed. Please start again."
+	case "login_expired":
+		return "This sign-in attempt has expired or was already used. Please start again."
+	case "access_denied":
+		return "Your account is not allowed to use this site."
+	case "idp_error":
+		return "The identity provider refused the sign-in."
+	case "email_not_verified":
+		return "Your email address is not verified by the identity provider."
+	}
+	return http.StatusText(e.status)
+}
+
+var errorPage = template.Must(template.New("e").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{.Status}} {{.Text}}</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}small{color:#777}</style></head>
+<body><h1>{{.Status}} {{.Text}}</h1><p>{{.Message}}</p><p><a href="/">Back to the start page</a></p><small>Request id: {{.ID}}</small></body></html>
+`))
+
+// wantsHTML is a browser navigation: the error page is for people, JSON for scripts and apps.
+func wantsHTML(r *http.Request) bool {
+	if r.Header.Get("Sec-Fetch-Mode") == "navigate" {
+		return true
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// reqInfo is what the access log learns while a request is handled.
+type reqInfo struct {
+	id, route, path, sub string
+}
+
+type infoKey struct{}
+
+func infoOf(r *http.Request) *reqInfo {
+	i, _ := r.Context().Value(infoKey{}).(*reqInfo)
+	return i
+}
+
+func setSub(ctx context.Context, sub string) {
+	if i, ok := ctx.Value(infoKey{}).(*reqInfo); ok {
+		i.sub = sub
+	}
+}
+
+func newRequestID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// recorder notes status and bytes for the access log; Unwrap lets http.ResponseController reach
+// Flush and Hijack (streaming and WebSocket upgrades).
+type recorder struct {
+	http.ResponseWriter
+	code        int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wroteHeader && code >= 200 {
+		r.code = code
+		r.wroteHeader = true
+	} else if code == http.StatusSwitchingProtocols {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

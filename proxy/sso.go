@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"mime"
+	"net/http"
+	"net/url"
+
+	"github.com/zdgate/zdgate/tokens"
+)
+
+// sso is Zendesk's "remote login URL": log the visitor in through the IdP if needed (re-checked like
+// every session), then POST a Help Center SSO JWT to https://<subdomain>.zendesk.com/access/jwt
+// with an auto-submitting form. return_to survives only if it points at the configured Zendesk
+// host, a --zendesk-host or this site.
+func (p *Proxy) sso(w http.ResponseWriter, r *http.Request) error {
+	signer := p.cfg.Signers[tokens.SSO]
+	if signer == nil || p.cfg.ZendeskSubdomain == "" {
+		return errNotFound
+	}
+	returnTo := p.zendeskReturnTo(r.URL.Query().Get("return_to"))
+	_, id, err := p.authenticate(w, r)
+	if err != nil {
+		if isAnonymous(err) {
+			rd := "/zendesk/sso"
+			if returnTo != "" {
+				rd += "?" + url.Values{"return_to": {returnTo}}.Encode()
+			}
+			p.startLogin(w, r, rd)
+			return nil
+		}
+		return err
+	}
+	u, err := p.cfg.Mapping.User(id.Claims)
+	if err != nil {
+		return claimsError(err)
+	}
+	jwt, _, err := signer.Sign(u)
+	if err != nil {
+		return claimsError(err)
+	}
+	p.m.minted.WithLabelValues(string(tokens.SSO)).Inc()
+	action := "https://" + p.cfg.ZendeskSubdomain + ".zendesk.com/access/jwt"
+	nonce := randomNonce()
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action https://"+p.cfg.ZendeskSubdomain+".zendesk.com; base-uri 'none'; frame-ancestors 'none'")
+	return ssoForm.Execute(w, map[string]string{"Action": action, "JWT": jwt, "ReturnTo": returnTo, "Nonce": nonce})
+}
+
+var ssoForm = template.Must(template.New("sso").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signing you in…</title></head>
+<body><form method="post" action="{{.Action}}" id="zdgate-sso">
+<input type="hidden" name="jwt" value="{{.JWT}}">{{if .ReturnTo}}
+<input type="hidden" name="return_to" value="{{.ReturnTo}}">{{end}}
+<noscript><button type="submit">Continue to the help center</button></noscript>
+</form><script nonce="{{.Nonce}}">document.getElementById("zdgate-sso").submit();</script></body></html>
+`))
+
+func randomNonce() string {
+	var b [18]byte
+	rand.Read(b[:])
+	return base64.RawStdEncoding.EncodeToString(b[:])
+}
+
+// zendeskReturnTo keeps return_to only when it is an https URL on the Zendesk host, a configured
+// host-mapped help center, or this site; anything else is dropped (Zendesk then uses its default).
+func (p *Proxy) zendeskReturnTo(raw string) string {
+	if raw == "" || len(raw) > 2048 {
+		return ""
+	}
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c <= 0x20 || c == 0x7f || c == '\\' {
+			return ""
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.User != nil || u.Host == "" || u.Opaque != "" {
+		return ""
+	}
+	host := canonicalHost(u.Hostname())
+	allowed := append([]string{p.cfg.ZendeskSubdomain + ".zendesk.com", p.cfg.PublicURL.Hostname()}, p.cfg.ZendeskHosts...)
+	for _, a := range allowed {
+		if host == canonicalHost(a) {
+			return u.String()
+		}
+	}
+	return ""
+}
+
+// ssoLogout is Zendesk's "remote logout URL": it ends the session and shows a signed-out page. It
+// never starts a login, so a help center that requires sign-in cannot bounce the visitor straight
+// back in. Zendesk's kind/message/email/return_to/brand_id parameters are accepted; only a
+// validated return_to is used, as a link.
+func (p *Proxy) ssoLogout(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	returnTo := p.zendeskReturnTo(q.Get("return_to"))
+	s, err := p.cfg.Sessions.Load(r)
+	p.cfg.Sessions.Clear(w, r)
+	if err == nil {
+		p.m.sessionsEnded.WithLabelValues("sign_out").Inc()
+		// Optionally end the IdP session too; the IdP sends the browser back here with done=1,
+		// which only shows the page — never another round trip, never a login.
+		if p.cfg.SSOLogoutIdP && q.Get("done") == "" && s.IDToken != "" {
+			back := url.Values{"done": {"1"}}
+			if returnTo != "" {
+				back.Set("return_to", returnTo)
+			}
+			if end := p.cfg.OIDC.EndSessionURL(s.IDToken, p.cfg.PublicURL.String()+"/zendesk/sso/logout?"+back.Encode()); end != "" {
+				w.Header().Set("Cache-Control", "no-store")
+				http.Redirect(w, r, end, http.StatusFound)
+				return nil
+			}
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	msg := ""
+	if q.Get("kind") == "error" {
+		msg = q.Get("message")
+		if len(msg) > 300 {
+			msg = msg[:300]
+		}
+	}
+	return signedOut.Execute(w, map[string]string{"ReturnTo": returnTo, "Message": msg})
+}
+
+var signedOut = template.Must(template.New("out").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}</style></head>
+<body><h1>You are signed out</h1>{{if .Message}}<p>The help center said: {{.Message}}</p>{{end}}
+{{if .ReturnTo}}<p><a href="{{.ReturnTo}}">Back to the help center</a></p>{{end}}</body></html>
+`))
+
+// sdk is the Support SDK's JWT endpoint: Zendesk's servers POST the app's user_token (an IdP access
+// token) form-encoded; the answer is {"jwt": "..."} for a confirmed user, 401 otherwise.
+func (p *Proxy) sdk(w http.ResponseWriter, r *http.Request) error {
+	signer := p.cfg.Signers[tokens.SDK]
+	if signer == nil {
+		return errNotFound
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/x-www-form-urlencoded" {
+		return errBadRequest("form_encoding_expected", errors.New("Content-Type "+truncate(mt, 64)))
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	tok := r.PostFormValue("user_token")
+	if tok == "" {
+		return errUnauthorized("invalid_token", errors.New("no user_token"))
+	}
+	id, err := p.bearerIdentity(r, tok)
+	if err != nil {
+		return err
+	}
+	return p.mint(w, signer, id, false)
+}

@@ -1,0 +1,232 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zdgate/zdgate/oidc"
+	"github.com/zdgate/zdgate/tokens"
+)
+
+// token mints a fresh Zendesk JWT for the session (or the bearer access token of a native app):
+// {"jwt": "...", "expires_at": <exp>}, never cached, never for a cross-site browser request.
+func (p *Proxy) token(w http.ResponseWriter, r *http.Request) error {
+	if err := p.sameOrigin(r); err != nil {
+		return err
+	}
+	flavor := tokens.Messaging
+	if f := r.URL.Query().Get("flavor"); f != "" {
+		var err error
+		if flavor, err = tokens.ParseFlavor(f); err != nil || (flavor != tokens.Messaging && flavor != tokens.Chat) {
+			return errBadRequest("unknown_flavor", err)
+		}
+	}
+	signer := p.cfg.Signers[flavor]
+	if signer == nil {
+		return errNotFound
+	}
+	id, err := p.identity(w, r)
+	if err != nil {
+		return err
+	}
+	return p.mint(w, signer, id, true)
+}
+
+// identity is the confirmed user of a request: from "Authorization: Bearer" (never touching
+// cookies) or from the session.
+func (p *Proxy) identity(w http.ResponseWriter, r *http.Request) (oidc.Identity, error) {
+	if tok, ok := bearerToken(r); ok {
+		return p.bearerIdentity(r, tok)
+	}
+	if r.Header.Get("Authorization") != "" {
+		return oidc.Identity{}, errUnauthorized("invalid_token", errors.New("authorization header is not a bearer token"))
+	}
+	_, id, err := p.authenticate(w, r)
+	return id, err
+}
+
+// mint signs a token of signer's flavor for id and writes it as JSON.
+func (p *Proxy) mint(w http.ResponseWriter, signer *tokens.Signer, id oidc.Identity, withExp bool) error {
+	u, err := p.cfg.Mapping.User(id.Claims)
+	if err != nil {
+		return claimsError(err)
+	}
+	jwt, exp, err := signer.Sign(u)
+	if err != nil {
+		return claimsError(err)
+	}
+	p.m.minted.WithLabelValues(string(signer.Flavor())).Inc()
+	body := map[string]any{"jwt": jwt}
+	if withExp {
+		body["expires_at"] = exp.Unix()
+	}
+	return writeJSON(w, http.StatusOK, body)
+}
+
+// claimsError turns a claim mapping or signing refusal into a public code, naming the claim only.
+func claimsError(err error) error {
+	var ce *tokens.ClaimError
+	switch {
+	case errors.Is(err, tokens.ErrEmailRequired):
+		return errForbidden("email_not_verified", err)
+	case errors.As(err, &ce):
+		return &httpError{status: http.StatusForbidden, code: "claim_" + safeCode(ce.Claim), err: err}
+	}
+	return errForbidden("claims_rejected", err)
+}
+
+func safeCode(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' {
+			b.WriteRune(c)
+		}
+		if b.Len() >= 64 {
+			break
+		}
+	}
+	return b.String()
+}
+
+// sameOrigin refuses cross-site browser requests: Sec-Fetch-Site decides when present (only
+// same-origin and none pass); else an Origin header must be ours. Native apps send neither.
+func (p *Proxy) sameOrigin(r *http.Request) error {
+	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" {
+		if sfs == "same-origin" || sfs == "none" {
+			return nil
+		}
+		return errForbidden("cross_site_request", errors.New("Sec-Fetch-Site: "+truncate(sfs, 32)))
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || !strings.EqualFold(u.Scheme, p.cfg.PublicURL.Scheme) || canonicalHost(u.Host) != canonicalHost(p.cfg.PublicURL.Host) {
+			return errForbidden("cross_site_request", errors.New("foreign Origin"))
+		}
+	}
+	return nil
+}
+
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != "" && len(tok) <= 16<<10
+}
+
+// bearerIdentity verifies a bearer access token at the IdP, then re-checks it like a session; the
+// result is cached under the token's SHA-256 for at most --recheck-interval and never past the
+// token's expiry.
+func (p *Proxy) bearerIdentity(r *http.Request, tok string) (oidc.Identity, error) {
+	key := sha256.Sum256([]byte(tok))
+	now := p.cfg.Now()
+	if id, ok := p.bearers.get(key, now); ok {
+		setSub(r.Context(), id.Subject)
+		return id, p.policy(id)
+	}
+	v, _, _ := p.flight.Do("bearer:"+string(key[:]), func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+		defer cancel()
+		id, t, err := p.cfg.OIDC.VerifyBearer(ctx, tok)
+		p.m.idpChecks.WithLabelValues("bearer", resultOf(err)).Inc()
+		if err == nil {
+			until := now.Add(p.cfg.RecheckInterval)
+			if !t.Expiry.IsZero() && t.Expiry.Before(until) {
+				until = t.Expiry
+			}
+			p.bearers.put(key, id, until)
+		}
+		return bearerResult{id, err}, nil
+	})
+	res := v.(bearerResult)
+	if res.err != nil {
+		if oidc.KindOf(res.err) == oidc.Unavailable {
+			return oidc.Identity{}, wrapUnavailable(res.err)
+		}
+		return oidc.Identity{}, errUnauthorized("invalid_token", res.err)
+	}
+	setSub(r.Context(), res.id.Subject)
+	return res.id, p.policy(res.id)
+}
+
+type bearerResult struct {
+	id  oidc.Identity
+	err error
+}
+
+// bearerCache is a bounded map of confirmed bearer tokens by hash.
+type bearerCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[[32]byte]bearerEntry
+}
+
+type bearerEntry struct {
+	id    oidc.Identity
+	until time.Time
+}
+
+func newBearerCache(max int) *bearerCache {
+	return &bearerCache{max: max, m: map[[32]byte]bearerEntry{}}
+}
+
+func (c *bearerCache) get(k [32]byte, now time.Time) (oidc.Identity, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok {
+		return oidc.Identity{}, false
+	}
+	if !now.Before(e.until) {
+		delete(c.m, k)
+		return oidc.Identity{}, false
+	}
+	return e.id, true
+}
+
+func (c *bearerCache) put(k [32]byte, id oidc.Identity, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		now := time.Now()
+		for key, e := range c.m {
+			if now.After(e.until) || len(c.m) >= c.max {
+				delete(c.m, key)
+			}
+			if len(c.m) < c.max*9/10 {
+				break
+			}
+		}
+	}
+	c.m[k] = bearerEntry{id: id, until: until}
+}
+
+// userinfo shows the confirmed identity of this session (after a re-check if due).
+func (p *Proxy) userinfo(w http.ResponseWriter, r *http.Request) error {
+	_, id, err := p.authenticate(w, r)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"sub": id.Subject, "email_verified": id.EmailVerified}
+	if id.EmailVerified {
+		out["email"] = id.Email
+	}
+	if id.Name != "" {
+		out["name"] = id.Name
+	}
+	if id.PreferredUsername != "" {
+		out["preferred_username"] = id.PreferredUsername
+	}
+	if len(id.Groups) > 0 {
+		out["groups"] = id.Groups
+	}
+	return writeJSON(w, http.StatusOK, out)
+}

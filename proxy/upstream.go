@@ -1,0 +1,174 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"time"
+)
+
+// upstream serves every path that is not zdgate's own: authenticate per --auth-mode and
+// --skip-auth-path, then proxy.
+func (p *Proxy) upstream(w http.ResponseWriter, r *http.Request) error {
+	info := infoOf(r)
+	norm := r.URL.Path
+	if info != nil {
+		norm = info.path
+	}
+	var id *upstreamIdentity
+	if !p.skip.match(norm) {
+		_, ident, err := p.authenticate(w, r)
+		switch {
+		case err == nil:
+			id = &upstreamIdentity{sub: ident.Subject, groups: strings.Join(ident.Groups, ","), user: ident.PreferredUsername}
+			if ident.EmailVerified {
+				id.email = ident.Email
+			}
+		case p.cfg.AuthMode == AuthOptional && isAnonymous(err):
+			// Optional mode: the page loads anonymously; only Zendesk tokens need a login.
+		case isAnonymous(err) && r.Method == http.MethodGet && wantsHTML(r):
+			p.startLogin(w, r, p.safeRedirect(r.URL.RequestURI()))
+			return nil
+		default:
+			return err
+		}
+	}
+	ctx := context.WithValue(r.Context(), identityKey{}, id)
+	p.rp.ServeHTTP(w, r.WithContext(ctx))
+	return nil
+}
+
+// isAnonymous: no session, or one that just ended (expired, revoked): the visitor must log in.
+func isAnonymous(err error) bool {
+	var he *httpError
+	return errors.As(err, &he) && he.status == http.StatusUnauthorized
+}
+
+type identityKey struct{}
+
+// upstreamIdentity is what the upstream is told about the user.
+type upstreamIdentity struct {
+	sub, email, groups, user string
+}
+
+// newReverseProxy builds the ReverseProxy: Rewrite (never Director) so hop-by-hop and forwarding
+// headers start clean, a shared buffer pool, a 502 page for a dead upstream, and the injector.
+func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
+	transport := p.cfg.UpstreamTransport
+	if transport == nil {
+		transport = NewUpstreamTransport()
+	}
+	target := p.cfg.Upstream
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			in := pr.In
+			pr.SetURL(target)
+			// Forward the normalised path the rules saw, so the upstream cannot read another one.
+			if info := infoOf(in); info != nil && info.path != "" {
+				pr.Out.URL.Path = joinPath(target.Path, info.path)
+				pr.Out.URL.RawPath = ""
+			}
+			pr.Out.Host = in.Host // the app sees the site's host, like any reverse proxy in front of it
+			if p.trust.fromTrusted(in) {
+				if xff := in.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+					pr.Out.Header["X-Forwarded-For"] = xff
+				}
+			}
+			pr.SetXForwarded()
+			if p.trust.fromTrusted(in) {
+				if v := in.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
+					pr.Out.Header.Set("X-Forwarded-Proto", v)
+				}
+				if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+					pr.Out.Header.Set("X-Forwarded-Host", v)
+				}
+			}
+			stripIdentity(pr.Out.Header)
+			removeOwnCookies(pr.Out.Header, p.cfg.OwnCookie)
+			if info := infoOf(in); info != nil {
+				pr.Out.Header.Set("X-Request-Id", info.id)
+			}
+			if id, _ := in.Context().Value(identityKey{}).(*upstreamIdentity); id != nil {
+				h := pr.Out.Header
+				h.Set("X-Forwarded-User", id.sub)
+				if id.email != "" {
+					h.Set("X-Forwarded-Email", id.email)
+				}
+				if id.groups != "" {
+					h.Set("X-Forwarded-Groups", id.groups)
+				}
+				if id.user != "" {
+					h.Set("X-Forwarded-Preferred-Username", id.user)
+				}
+			}
+			if p.injecting(in) {
+				p.cfg.Injector.PrepareRequest(pr.Out)
+			}
+		},
+		Transport:  transport,
+		BufferPool: bufferPool{},
+		// Flush at once for streams (SSE); ReverseProxy also flushes on every write when the
+		// response length is unknown, which is what injected pages are.
+		FlushInterval: -1,
+		ModifyResponse: func(res *http.Response) error {
+			if res.Request != nil && p.injecting(res.Request) {
+				return p.cfg.Injector.ModifyResponse(res)
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) {
+				w.WriteHeader(499) // the client went away; nothing to render
+				return
+			}
+			p.render(w, r, &httpError{status: http.StatusBadGateway, code: "bad_gateway", err: err})
+		},
+		ErrorLog: nil,
+	}
+}
+
+// injecting decides per request whether the injector may see the response.
+func (p *Proxy) injecting(r *http.Request) bool {
+	if !p.cfg.Inject || p.cfg.Injector == nil || r.Method != http.MethodGet {
+		return false
+	}
+	if info := infoOf(r); info != nil && p.injSkip.match(info.path) {
+		return false
+	}
+	return true
+}
+
+func joinPath(base, p string) string {
+	if base == "" || base == "/" {
+		return p
+	}
+	return strings.TrimSuffix(base, "/") + p
+}
+
+// NewUpstreamTransport is the upstream client: bounded dial, TLS and header waits, and enough idle
+// connections that a busy sidecar does not reconnect per request.
+func NewUpstreamTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil, // never an environment proxy between a sidecar and its app
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+// bufferPool shares 32 KiB copy buffers between all proxied responses.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
