@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// configCheckCmd validates the configuration like serve, contacts the IdP (discovery and JWKS),
+// checks each configured Zendesk secret can be read, and prints the effective configuration with
+// secrets redacted. Exit 0 when all is well, 1 with one line per problem, 2 on a usage error.
+func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
+	cfg, code := loadConfig(args, stdout, stderr, env, "config check")
+	if cfg == nil {
+		return code
+	}
+	var problems []string
+	a, err := wire(cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		for _, l := range strings.Split(err.Error(), "\n") {
+			problems = append(problems, l)
+		}
+	} else {
+		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := a.idp.Discover(dctx)
+		cancel()
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("--oidc-issuer: %v", err))
+		}
+	}
+	printEffective(cfg, stdout)
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(stderr, "zdgate: "+p)
+		}
+		return 1
+	}
+	fmt.Fprintln(stderr, "configuration OK: IdP discovery and JWKS loaded")
+	if a != nil {
+		var on []string
+		for k, v := range a.idp.Endpoints() {
+			if v {
+				on = append(on, k)
+			}
+		}
+		fmt.Fprintf(stderr, "IdP endpoints: %s\n", strings.Join(sortStrings(on), ", "))
+	}
+	return 0
+}
+
+// printEffective prints every option's effective value as JSON, secrets as "[redacted]".
+func printEffective(cfg *Config, w io.Writer) {
+	out := map[string]any{}
+	for _, o := range cfg.registered.opts {
+		val := o.get()
+		if o.secret {
+			if s, _ := val.(string); s != "" {
+				val = "[redacted]"
+			}
+		}
+		out[o.name] = val
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(out)
+}
+
+func sortStrings(s []string) []string {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s
+}

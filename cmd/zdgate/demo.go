@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/zdgate/zdgate/oidc/oidctest"
+)
+
+// demoUser is the account the demo IdP knows.
+var demoUser = oidctest.User{
+	Subject: "demo-user-0001", Email: "alice@example.com", EmailVerified: true, Name: "Alice Example",
+	PreferredUsername: "alice", Password: "wonderland", Groups: []string{"staff", "support"},
+}
+
+// demoStack is everything `zdgate demo` runs, also used by the end-to-end tests.
+type demoStack struct {
+	idp     *oidctest.Server
+	app     *demoApp
+	zdgate  *app
+	url     string
+	secrets map[string]string
+	stopApp func()
+}
+
+// demoOptions are the few knobs of `zdgate demo`.
+type demoOptions struct {
+	listen, metricsListen string
+	snippetKey            string
+	flavor                string
+	logLevel              string
+	inject                bool
+}
+
+func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
+	o := demoOptions{}
+	s := &optionSet{}
+	s.str(&o.listen, "listen", "127.0.0.1:4180", "address of zdgate in the demo (loopback)")
+	s.str(&o.metricsListen, "metrics-listen", "127.0.0.1:0", "address of /metrics in the demo")
+	s.str(&o.snippetKey, "zendesk-snippet-key", "", "load Zendesk's real widget with this key instead of the offline stand-in (needs the network)")
+	s.str(&o.flavor, "zendesk-flavor", "messaging", "messaging or chat")
+	s.str(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	s.boolean(&o.inject, "inject", true, "inject the loader into the sample app's pages")
+	if _, err := s.parse(args, env); err != nil {
+		if err == errHelp {
+			var b strings.Builder
+			b.WriteString("Usage: zdgate demo [flags]\n\nRuns a development OIDC provider, a sample app and zdgate on loopback. No network needed.\n\n")
+			s.usage(&b)
+			fmt.Fprint(stdout, b.String())
+			return 0
+		}
+		printErrors(stderr, err)
+		return 2
+	}
+	if o.flavor != "messaging" && o.flavor != "chat" {
+		fmt.Fprintln(stderr, "zdgate: --zendesk-flavor: must be messaging or chat")
+		return 2
+	}
+	st, err := startDemo(o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "zdgate demo:", err)
+		return 1
+	}
+	defer st.close()
+	fmt.Fprint(stdout, st.banner(o))
+	errc := make(chan error, 1)
+	go func() { errc <- st.zdgate.serve(ctx) }()
+	if err := <-errc; err != nil {
+		fmt.Fprintln(stderr, "zdgate demo:", err)
+		return 1
+	}
+	return 0
+}
+
+// startDemo starts the IdP and the sample app and wires zdgate (not yet serving).
+func startDemo(o demoOptions, logTo io.Writer) (*demoStack, error) {
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %v (is another demo running? try --listen 127.0.0.1:0)", o.listen, err)
+	}
+	mln, err := net.Listen("tcp", o.metricsListen)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("--metrics-listen %s: %v", o.metricsListen, err)
+	}
+	public := "http://" + ln.Addr().String()
+	st := &demoStack{url: public, secrets: map[string]string{
+		"cookie":           randomString(32),
+		"messaging_key_id": "app_demo0000000000000000",
+		"messaging":        randomString(24),
+		"chat":             randomString(24),
+		"client":           randomString(24),
+	}}
+	st.idp, err = oidctest.Start(oidctest.Options{
+		LoginForm: true,
+		Users:     []oidctest.User{demoUser},
+		Clients: []oidctest.Client{{
+			ID: "zdgate-demo", Secret: st.secrets["client"],
+			RedirectURIs:         []string{public + "/oauth2/callback"},
+			BackchannelLogoutURI: public + "/oauth2/backchannel_logout",
+		}},
+	})
+	if err != nil {
+		ln.Close()
+		mln.Close()
+		return nil, fmt.Errorf("starting the demo IdP: %v", err)
+	}
+	st.app, err = startDemoApp(st.secrets["messaging"], st.secrets["chat"])
+	if err != nil {
+		st.idp.Close()
+		ln.Close()
+		mln.Close()
+		return nil, err
+	}
+	cfg := &Config{}
+	cfg.options() // defaults
+	cfg.Upstream = st.app.url
+	cfg.PublicURL = public
+	cfg.OIDCIssuer = st.idp.URL()
+	cfg.OIDCClientID = "zdgate-demo"
+	cfg.OIDCClientSecret = st.secrets["client"]
+	cfg.CookieSecret = st.secrets["cookie"]
+	cfg.CookieSecure = false // plain HTTP on loopback
+	cfg.ZendeskMessagingKeyID = st.secrets["messaging_key_id"]
+	cfg.ZendeskMessagingSecret = st.secrets["messaging"]
+	cfg.ZendeskChatSecret = st.secrets["chat"]
+	cfg.ZendeskFlavor = o.flavor
+	cfg.ZendeskSnippetKey = o.snippetKey
+	cfg.Inject = o.inject
+	cfg.SkipAuthPath = []string{"^/public/"}
+	cfg.LogFormat = "text"
+	cfg.LogLevel = o.logLevel
+	cfg.ShutdownTimeout = 5 * time.Second
+	if err := cfg.Validate(); err != nil {
+		st.close()
+		return nil, err
+	}
+	h := &hooks{}
+	if o.snippetKey == "" {
+		h.widgetScriptURL = public + "/public/zendesk-standin.js"
+	}
+	a, err := wire(cfg, newLogger(cfg, logTo), h)
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	a.ln, a.metricsLn = ln, mln
+	st.zdgate = a
+	return st, nil
+}
+
+func (st *demoStack) close() {
+	if st.app != nil {
+		st.app.close()
+	}
+	if st.idp != nil {
+		st.idp.Close()
+	}
+}
+
+func (st *demoStack) banner(o demoOptions) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+zdgate demo — everything on loopback, no network needed.
+
+  Open:        %s/
+  Log in as:   %s / %s   (at the demo IdP's login page)
+
+  Demo IdP:    %s   (real OpenID Connect: discovery, JWKS, PKCE, refresh, userinfo, back-channel logout)
+  Sample app:  %s   (its pages contain no Zendesk code; zdgate injects the loader)
+  Metrics:     http://%s/metrics
+
+  Demo Zendesk secrets (random for this run):
+    messaging key id:  %s
+    messaging secret:  %s
+    chat secret:       %s
+
+`, st.url, demoUser.PreferredUsername, demoUser.Password, st.idp.URL(), st.app.url, st.zdgate.metricsLn.Addr(),
+		st.secrets["messaging_key_id"], st.secrets["messaging"], st.secrets["chat"])
+	if o.snippetKey == "" {
+		b.WriteString("  The page shows an OFFLINE STAND-IN for Zendesk's widget: it displays the JWT that\n  zE('messenger','loginUser') received and its claims. --zendesk-snippet-key loads the real widget.\n\n")
+	}
+	fmt.Fprintf(&b, "  Check a token yourself:\n    echo -n '%s' | go run ./cmd/zdgate token verify --flavor messaging --key-id %s --secret-file - <JWT>\n\n  Ctrl-C stops the demo.\n\n",
+		st.secrets["messaging"], st.secrets["messaging_key_id"])
+	return b.String()
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)[:n]
+}

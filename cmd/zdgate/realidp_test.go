@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zdgate/zdgate/internal/nodeidp"
+	"github.com/zdgate/zdgate/proxy/session"
+	"github.com/zdgate/zdgate/tokens"
+)
+
+// realIdPStack is zdgate wired exactly as `zdgate serve` wires it, in front of an echo app, against
+// panva's oidc-provider (a real, certified OpenID provider, not our code).
+type realIdPStack struct {
+	idp    *nodeidp.IdP
+	url    string
+	cfg    *Config
+	cookie session.Store
+}
+
+const realMessagingSecret = "real-idp-messaging-secret"
+
+func startRealIdPStack(t *testing.T) *realIdPStack {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := "http://" + ln.Addr().String()
+	idp := nodeidp.Start(t, nodeidp.Options{
+		ClientID: "zdgate", ClientSecret: "real-idp-client-secret",
+		RedirectURI: public + "/oauth2/callback", PostLogoutRedirectURI: public + "/",
+		BackchannelLogoutURI: public + "/oauth2/backchannel_logout",
+	})
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "app sees "+r.Header.Get("X-Forwarded-User"))
+	}), ReadHeaderTimeout: time.Second}
+	appLn := listenLoopback(t)
+	go app.Serve(appLn)
+	t.Cleanup(func() { app.Close() })
+
+	cfg := &Config{}
+	if _, err := cfg.options().parse([]string{
+		"--upstream=http://" + appLn.Addr().String(), "--public-url=" + public,
+		"--oidc-issuer=" + idp.Issuer(), "--oidc-client-id=zdgate", "--oidc-client-secret=real-idp-client-secret",
+		"--cookie-secret=0123456789abcdef0123456789abcdef", "--cookie-secure=false",
+		"--recheck-interval=1ns", // every request re-checks at the IdP: "past the interval" without sleeping
+		"--zendesk-messaging-key-id=app_real", "--zendesk-messaging-secret=" + realMessagingSecret,
+		"--metrics-listen=127.0.0.1:0", "--log-level=debug",
+	}, envOf(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := wire(cfg, slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.ln = ln
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitReady(t, public)
+	store, _ := session.NewCookieStore(session.CookieConfig{Name: "_zdgate", TTL: 12 * time.Hour,
+		Secrets: func() [][]byte { return [][]byte{[]byte("0123456789abcdef0123456789abcdef")} }})
+	return &realIdPStack{idp: idp, url: public, cfg: cfg, cookie: store}
+}
+
+func noFollow() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// loginReal logs a browser-like client in through oidc-provider's login form.
+func (s *realIdPStack) login(t *testing.T, c *http.Client, user, password string) {
+	t.Helper()
+	res, err := c.Get(s.url + "/oauth2/start?rd=/")
+	if err != nil || res.StatusCode != http.StatusFound {
+		t.Fatalf("start: %v %v", res, err)
+	}
+	res.Body.Close()
+	cb, err := s.idp.Login(c, res.Header.Get("Location"), user, password)
+	if err != nil {
+		t.Fatalf("IdP login: %v", err)
+	}
+	cb.Body.Close()
+	res, err = c.Get(cb.Header.Get("Location"))
+	if err != nil || res.StatusCode != http.StatusFound {
+		t.Fatalf("callback: %v %v", res, err)
+	}
+	res.Body.Close()
+}
+
+func (s *realIdPStack) token(t *testing.T, c *http.Client) (int, map[string]any) {
+	t.Helper()
+	res, err := c.Get(s.url + "/zendesk/token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		return res.StatusCode, nil
+	}
+	var body struct{ JWT string }
+	json.NewDecoder(res.Body).Decode(&body)
+	r := tokens.Verify(body.JWT, tokens.VerifyOptions{Flavor: tokens.Messaging, Secret: []byte(realMessagingSecret), KeyID: "app_real"})
+	if len(r.Problems) > 0 {
+		t.Fatalf("token from the real IdP flow does not verify: %v", r.Problems)
+	}
+	return 200, r.Claims
+}
+
+func (s *realIdPStack) session(t *testing.T, c *http.Client) *session.Session {
+	t.Helper()
+	req, _ := http.NewRequest("GET", s.url, nil)
+	for _, ck := range c.Jar.Cookies(mustParse(s.url)) {
+		req.AddCookie(ck)
+	}
+	sess, err := s.cookie.Load(req)
+	if err != nil {
+		return nil
+	}
+	return sess
+}
+
+func TestRealIdPDeletedAccountLosesTokens(t *testing.T) {
+	s := startRealIdPStack(t)
+	c := noFollow()
+	s.login(t, c, nodeidp.Alice, nodeidp.AlicePassword)
+	code, claims := s.token(t, c)
+	if code != 200 || claims["external_id"] != nodeidp.Alice || claims["email"] != "alice@example.com" {
+		t.Fatalf("token = %d %v", code, claims)
+	}
+	// Refresh-token rotation round trip: each request re-checks, each refresh rotates the token.
+	before := s.session(t, c).RefreshToken
+	for i := 0; i < 3; i++ {
+		if code, _ := s.token(t, c); code != 200 {
+			t.Fatalf("token %d during rotation = %d", i, code)
+		}
+	}
+	if after := s.session(t, c).RefreshToken; after == before || after == "" {
+		t.Fatal("the rotated refresh token was not stored back in the session")
+	}
+	counts, _ := s.idp.Counts()
+	if counts["refresh_token"] < 3 || counts["refresh_token_error"] != 0 {
+		t.Fatalf("IdP counts = %v; want ≥3 clean refreshes", counts)
+	}
+	// A claims change at the IdP shows in the next token.
+	if err := s.idp.SetClaims(nodeidp.Alice, map[string]any{"name": "Alice Renamed"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, claims := s.token(t, c); claims["name"] != "Alice Renamed" {
+		t.Fatalf("name after claims change = %v", claims["name"])
+	}
+	// The administrator deletes the account: the next token request is refused and the session ends.
+	if err := s.idp.DeleteAccount(nodeidp.Alice); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := s.token(t, c); code != http.StatusUnauthorized {
+		t.Fatalf("token after account deletion = %d; want 401", code)
+	}
+	if s.session(t, c) != nil {
+		t.Fatal("the session survived the account deletion")
+	}
+}
+
+func TestRealIdPRevokedRefreshToken(t *testing.T) {
+	s := startRealIdPStack(t)
+	c := noFollow()
+	s.login(t, c, nodeidp.Alice, nodeidp.AlicePassword)
+	sess := s.session(t, c)
+	// Revoke at the IdP's RFC 7009 endpoint, as a security tool would.
+	var meta struct {
+		Revocation string `json:"revocation_endpoint"`
+	}
+	res, err := http.Get(s.idp.Issuer() + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(res.Body).Decode(&meta)
+	res.Body.Close()
+	req, _ := http.NewRequest("POST", meta.Revocation, strings.NewReader(url.Values{"token": {sess.RefreshToken}, "token_type_hint": {"refresh_token"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("zdgate", "real-idp-client-secret")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("revocation: %v %v", res, err)
+	}
+	res.Body.Close()
+	if code, _ := s.token(t, c); code != http.StatusUnauthorized {
+		t.Fatalf("token after refresh-token revocation = %d; want 401", code)
+	}
+}
+
+func TestRealIdPLogoutSendsBackchannel(t *testing.T) {
+	s := startRealIdPStack(t)
+	c := noFollow()
+	s.login(t, c, nodeidp.Alice, nodeidp.AlicePassword)
+	// A copy of the session cookie elsewhere (another tab, or a stolen copy) must die with the IdP logout.
+	copyJar, _ := cookiejar.New(nil)
+	copyJar.SetCookies(mustParse(s.url), c.Jar.Cookies(mustParse(s.url)))
+	other := &http.Client{Jar: copyJar, Timeout: 10 * time.Second}
+	if code, _ := s.token(t, other); code != 200 {
+		t.Fatalf("copied session token = %d", code)
+	}
+	res, err := c.Get(s.url + "/oauth2/sign_out?rd=/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	end := res.Header.Get("Location")
+	if !strings.HasPrefix(end, s.idp.Issuer()) {
+		t.Fatalf("sign_out went to %q; want the IdP's end_session", end)
+	}
+	if err := s.idp.Logout(c, end); err != nil {
+		t.Fatalf("IdP logout: %v", err)
+	}
+	counts, _ := s.idp.Counts()
+	if counts["backchannel_logout"] != 1 || counts["backchannel_logout_error"] != 0 {
+		t.Fatalf("IdP counts = %v; want one delivered back-channel logout", counts)
+	}
+	if code, _ := s.token(t, other); code != http.StatusUnauthorized {
+		t.Fatalf("the copied session after back-channel logout = %d; want 401", code)
+	}
+}
+
+// tlogWriter sends zdgate's log to t.Log, shown only when the test fails.
+type tlogWriter struct{ t *testing.T }
+
+func (w tlogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/zdgate/zdgate/oidc"
+	"github.com/zdgate/zdgate/proxy"
+	"github.com/zdgate/zdgate/proxy/inject"
+	"github.com/zdgate/zdgate/proxy/session"
+	"github.com/zdgate/zdgate/tokens"
+)
+
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
+	cfg, code := loadConfig(args, stdout, stderr, env, "serve")
+	if cfg == nil {
+		return code
+	}
+	log := newLogger(cfg, stderr)
+	app, err := wire(cfg, log, nil)
+	if err != nil {
+		printErrors(stderr, err)
+		return 1
+	}
+	if err := app.serve(ctx); err != nil {
+		log.Error("zdgate stopped", "cause", err.Error())
+		return 1
+	}
+	return 0
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// app is a wired zdgate: the handler, its servers and its background work.
+type app struct {
+	cfg       *Config
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	proxy     *proxy.Proxy
+	idp       *oidc.Client
+	secrets   []reloader
+	reloads   *prometheus.CounterVec
+	closers   []func()
+	pollEvery time.Duration
+	// listeners may be given by tests (demo, e2e); else opened from cfg.
+	ln, metricsLn net.Listener
+}
+
+// hooks lets demo and tests adjust the wiring (e.g. add the offline widget stand-in).
+type hooks struct {
+	widgetScriptURL string
+	secretPoll      time.Duration
+}
+
+// wire builds every component from a validated Config. Each package's New checks its own input too.
+func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
+	if h == nil {
+		h = &hooks{}
+	}
+	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zdgate_secret_reloads_total", Help: "Re-reads of changed --*-file secrets, by secret and result (ok, error).",
+	}, []string{"secret", "result"})
+	a.reg.MustRegister(a.reloads)
+
+	var errs []error
+	// Secrets.
+	cookieSecret, err := newSecret("cookie-secret", cfg.CookieSecret, cfg.CookieSecretFile, session.ParseSecrets)
+	errs = append(errs, err)
+	clientSecret, err := newSecret("oidc-client-secret", cfg.OIDCClientSecret, cfg.OIDCClientSecretFile, func(s string) (string, error) { return s, nil })
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	a.watch(cookieSecret, cfg.CookieSecretFile)
+	a.watch(clientSecret, cfg.OIDCClientSecretFile)
+
+	signers := map[tokens.Flavor]*tokens.Signer{}
+	addSigner := func(f tokens.Flavor, flag, value, file string, parse func(string) (tokens.Key, error), ttl time.Duration) {
+		if value == "" && file == "" {
+			return
+		}
+		s, err := newSecret(flag, value, file, parse)
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		a.watch(s, file)
+		signer, err := tokens.NewSigner(tokens.Config{Flavor: f, Keys: keySource{s}, TTL: ttl})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %v", flag, err))
+			return
+		}
+		signers[f] = signer
+	}
+	addSigner(tokens.Messaging, "zendesk-messaging-secret", cfg.ZendeskMessagingSecret, cfg.ZendeskMessagingSecretFile, messagingKey(cfg.ZendeskMessagingKeyID), cfg.ZendeskTokenTTL)
+	addSigner(tokens.Chat, "zendesk-chat-secret", cfg.ZendeskChatSecret, cfg.ZendeskChatSecretFile, parseKey, min(cfg.ZendeskTokenTTL, 5*time.Minute))
+	addSigner(tokens.SSO, "zendesk-sso-secret", cfg.ZendeskSSOSecret, cfg.ZendeskSSOSecretFile, parseKey, 0)
+	addSigner(tokens.SDK, "zendesk-sdk-secret", cfg.ZendeskSDKSecret, cfg.ZendeskSDKSecretFile, parseKey, 0)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	publicURL, _ := url.Parse(cfg.PublicURL)
+	publicURL.Path = ""
+	upstream, _ := url.Parse(cfg.Upstream)
+
+	// IdP client: bounded, instrumented.
+	idpTransport, _, err := proxy.IdPTransport(a.reg, &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment, // corporate egress proxies are common for IdP calls
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 10 * time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   16,
+	}, oidc.CallKind)
+	if err != nil {
+		return nil, err
+	}
+	idp, err := oidc.New(oidc.Config{
+		Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: clientSecret.Get,
+		RedirectURL: publicURL.String() + "/oauth2/callback", Scopes: cfg.scopes(), Audiences: cfg.OIDCAudiences,
+		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: idpTransport}, GroupsClaim: cfg.GroupsClaim,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.idp = idp
+
+	store, revocations, err := a.sessionStore(cfg, cookieSecret.Get)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := session.NewSealer(cookieSecret.Get)
+	if err != nil {
+		return nil, err
+	}
+
+	widget := h.widgetScriptURL
+	if cfg.ZendeskSnippetKey != "" {
+		widget = inject.SnippetURL(cfg.ZendeskSnippetKey)
+	}
+	var p *proxy.Proxy // set below, before any request can be served
+	observe := func(result string) { p.ObserveInjection(result) }
+	injector, err := inject.New(inject.Config{
+		ScanLimit: cfg.InjectScanLimit, Flavor: cfg.ZendeskFlavor, WidgetScriptURL: widget,
+		Observe: observe, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	skip, _ := proxy.CompileRules("--skip-auth-path", cfg.SkipAuthPath)
+	injSkip, _ := proxy.CompileRules("--inject-skip-path", cfg.InjectSkipPath)
+	var trusted []netip.Prefix
+	for _, p := range cfg.TrustedProxy {
+		pf, _ := parsePrefix(p)
+		trusted = append(trusted, pf)
+	}
+	p, err = proxy.New(proxy.Config{
+		Upstream: upstream, PublicURL: publicURL,
+		OIDC: idp, Sessions: store, Sealer: sealer, Revocations: revocations, OwnCookie: store.IsOwnCookie,
+		CookieName: cfg.CookieName, CookieSecure: cfg.CookieSecure, CookieDomain: cfg.CookieDomain,
+		AuthMode: cfg.AuthMode, SkipAuth: skip, AllowedEmailDomains: cfg.AllowedEmailDomain, AllowedGroups: cfg.AllowedGroup,
+		TrustedProxies: trusted, AllowedRedirectDomains: cfg.AllowedRedirectDomain, PassAccessToken: cfg.PassAccessToken,
+		RecheckInterval: cfg.RecheckInterval, RecheckGrace: cfg.RecheckGrace, SessionTTL: cfg.SessionTTL,
+		Injector: injector, Inject: cfg.Inject, InjectSkip: injSkip,
+		Signers: signers, Mapping: cfg.mapping(), ZendeskSubdomain: cfg.ZendeskSubdomain, ZendeskHosts: cfg.ZendeskHost, SSOLogoutIdP: cfg.ZendeskSSOLogoutIdP,
+		Logger: log, Registerer: a.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.proxy = p
+	if h.secretPoll == 0 {
+		h.secretPoll = 2 * time.Second
+	}
+	a.pollEvery = h.secretPoll
+	return a, nil
+}
+
+// sessionStore is the cookie store, or the Redis store shared by replicas (with its revocation list,
+// so a back-channel logout on one replica ends the session on all).
+func (a *app) sessionStore(cfg *Config, secrets session.Secrets) (sessionStore, session.Revocations, error) {
+	cookie := session.CookieConfig{Name: cfg.CookieName, Domain: cfg.CookieDomain, Secure: cfg.CookieSecure, TTL: cfg.SessionTTL, Secrets: secrets}
+	if cfg.SessionStore != "redis" {
+		revs := session.NewMemoryRevocations(cfg.SessionTTL, session.DefaultMaxRevocations, nil)
+		cookie.Revoked = revs
+		s, err := session.NewCookieStore(cookie)
+		return s, revs, err
+	}
+	// The URL may hold a password: it is a secret, read from --redis-url or --redis-url-file. It is
+	// read once; rotate a Redis password with a rolling restart.
+	u, err := newSecret("redis-url", cfg.RedisURL, cfg.RedisURLFile, func(v string) (string, error) {
+		return v, session.ValidateRedisURL(v)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	redis.SetLogger(redisLogger{a.log})
+	s, err := session.NewRedisStore(session.RedisConfig{URL: u.Get(), Cookie: cookie})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--redis-url: %v", err)
+	}
+	a.closers = append(a.closers, func() { s.Close() })
+	return s, s.Revocations(), nil
+}
+
+// sessionStore is what both stores offer the proxy.
+type sessionStore interface {
+	session.Store
+	IsOwnCookie(name string) bool
+}
+
+// redisLogger sends go-redis's internal messages (failed dials during an outage) to slog at debug
+// level: each refused request is already logged with session_store_unavailable and its cause.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Debug("redis: " + fmt.Sprintf(format, v...))
+}
+
+func (a *app) watch(r reloader, file string) {
+	if file != "" {
+		a.secrets = append(a.secrets, r)
+	}
+}
+
+// serve runs until ctx ends (SIGTERM), then drains: readiness goes false, the listeners close,
+// in-flight requests get --shutdown-timeout to finish.
+func (a *app) serve(ctx context.Context) error {
+	var err error
+	if a.ln == nil {
+		if a.ln, err = net.Listen("tcp", a.cfg.Listen); err != nil {
+			return fmt.Errorf("--listen: %v", err)
+		}
+	}
+	if a.metricsLn == nil {
+		if a.metricsLn, err = net.Listen("tcp", a.cfg.MetricsListen); err != nil {
+			a.ln.Close()
+			return fmt.Errorf("--metrics-listen: %v", err)
+		}
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		a.idp.Run(bg, func(err error) {
+			a.log.Warn("identity provider discovery failed; not ready yet", "cause", err.Error())
+		})
+		if a.idp.Ready() {
+			a.log.Info("identity provider discovered", "issuer", a.cfg.OIDCIssuer)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		watchSecrets(bg, a.pollEvery, a.log, a.reloads, a.secrets)
+	}()
+
+	srv := &http.Server{
+		Handler:           a.proxy,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No whole-request ReadTimeout/WriteTimeout: they would cut WebSocket and SSE streams.
+		// Idle and header waits are bounded; each upstream response waits at most the transport's
+		// ResponseHeaderTimeout, and zdgate's own routes write small answers at once.
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	msrv := &http.Server{
+		Handler:           promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}),
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+		IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10,
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(a.ln) }()
+	go func() { errc <- msrv.Serve(a.metricsLn) }()
+	a.log.Info("zdgate listening", "listen", a.ln.Addr().String(), "metrics", a.metricsLn.Addr().String(),
+		"upstream", a.cfg.Upstream, "public_url", a.cfg.PublicURL, "version", version)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
+	a.proxy.Drain()
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	shutErr := srv.Shutdown(sctx)
+	msrv.Shutdown(sctx)
+	stopBG()
+	wg.Wait()
+	for _, c := range a.closers {
+		c()
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	if shutErr != nil {
+		return fmt.Errorf("in-flight requests did not finish within --shutdown-timeout: %w", shutErr)
+	}
+	a.log.Info("stopped cleanly")
+	return nil
+}
