@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,43 +18,8 @@ import (
 // startDemoForTest runs the whole demo stack on random loopback ports until the test ends.
 func startDemoForTest(t *testing.T, o demoOptions) *demoStack {
 	t.Helper()
-	if o.listen == "" {
-		o.listen = "127.0.0.1:0"
-	}
-	o.metricsListen = "127.0.0.1:0"
-	if o.flavor == "" {
-		o.flavor = "messaging"
-	}
 	o.logLevel = "error"
-	st, err := startDemo(o, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- st.zdgate.serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		st.close()
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		res, err := http.Get(st.url + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("demo never became ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return st
+	return startDemoStack(t, o, io.Discard)
 }
 
 // newBrowser starts headless Chromium (Debian's package) with the flags that keep it off the network.

@@ -237,12 +237,25 @@ func startDemoStack(t *testing.T, o demoOptions, logs io.Writer) *demoStack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(st.close)
+	runApp(t, st.zdgate, st.url)
+	return st
+}
+
+// runApp serves a wired app until the test ends (then checks it stopped cleanly) and waits until
+// it is ready.
+func runApp(t *testing.T, a *app, public string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- st.zdgate.serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; st.close() })
-	waitReady(t, st.url)
-	return st
+	go func() { done <- a.serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	waitReady(t, public)
 }
 
 func waitReady(t *testing.T, base string) {

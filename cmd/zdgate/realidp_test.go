@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -68,11 +67,7 @@ func startRealIdPStack(t *testing.T) *realIdPStack {
 		t.Fatal(err)
 	}
 	a.ln = ln
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitReady(t, public)
+	runApp(t, a, public)
 	store, _ := session.NewCookieStore(session.CookieConfig{Name: "_zdgate", TTL: 12 * time.Hour,
 		Secrets: func() [][]byte { return [][]byte{[]byte("0123456789abcdef0123456789abcdef")} }})
 	return &realIdPStack{idp: idp, url: public, cfg: cfg, cookie: store}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -67,11 +66,7 @@ func TestMessagingKeyRotationWithoutRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.ln = ln
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitReady(t, public)
+	runApp(t, a, public)
 
 	c := noFollow()
 	res, err := c.Get(public + "/oauth2/start?rd=/")
