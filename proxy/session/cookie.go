@@ -85,6 +85,7 @@ type CookieStore struct {
 	aad          []byte
 	chunkSize    int
 	chunkNames   [maxChunks]string
+	opened       *openedCache
 }
 
 var _ Store = (*CookieStore)(nil)
@@ -133,6 +134,7 @@ func NewCookieStore(cfg CookieConfig) (*CookieStore, error) {
 	sealer.Now = cfg.Now
 
 	c := &CookieStore{
+		opened:  newOpenedCache(maxOpened),
 		name:    cfg.Name,
 		prefix:  cfg.Name + "_",
 		domain:  cfg.Domain,
@@ -312,6 +314,20 @@ func (c *CookieStore) openParts(parts []string) (*Session, error) {
 	if total > maxEncoded {
 		return nil, fmt.Errorf("%w: too long", ErrInvalid)
 	}
+	key := parts[0]
+	if len(parts) > 1 {
+		key = strings.Join(parts, "")
+	}
+	var current []byte
+	if secrets := c.sealer.keys.secrets(); len(secrets) > 0 {
+		current = secrets[0]
+	}
+	if e, ok := c.opened.get(key, current); ok {
+		if now := c.now(); !now.Before(e.until) || !now.Before(e.s.ExpiresAt(c.ttl)) {
+			return nil, ErrExpired
+		}
+		return e.s, nil
+	}
 	joined := make([]byte, 0, total)
 	for _, p := range parts {
 		joined = append(joined, p...)
@@ -322,7 +338,7 @@ func (c *CookieStore) openParts(parts []string) (*Session, error) {
 		return nil, fmt.Errorf("%w: bad encoding", ErrInvalid)
 	}
 	// joined is no longer needed: it has room for the plaintext.
-	plaintext, err := c.sealer.open(c.aad, raw[:n], joined)
+	plaintext, until, err := c.sealer.openUntil(c.aad, raw[:n], joined)
 	if err != nil {
 		return nil, err
 	}
@@ -336,6 +352,7 @@ func (c *CookieStore) openParts(parts []string) (*Session, error) {
 	if !c.now().Before(s.ExpiresAt(c.ttl)) {
 		return nil, ErrExpired
 	}
+	c.opened.put(key, current, opened{s: s, until: until})
 	return s, nil
 }
 

@@ -267,16 +267,22 @@ func (s *Sealer) seal(aad, plaintext []byte, expires time.Time) (string, error) 
 // the capacity, receives the plaintext; raw is left intact so that every
 // secret sees the same ciphertext.
 func (s *Sealer) open(aad, raw, scratch []byte) ([]byte, error) {
+	plaintext, _, err := s.openUntil(aad, raw, scratch)
+	return plaintext, err
+}
+
+// openUntil is open that also returns the sealed expiry, for callers that remember the plaintext.
+func (s *Sealer) openUntil(aad, raw, scratch []byte) ([]byte, time.Time, error) {
 	if len(raw) < minSealed {
-		return nil, fmt.Errorf("%w: too short", ErrInvalid)
+		return nil, time.Time{}, fmt.Errorf("%w: too short", ErrInvalid)
 	}
 	if raw[0] != formatV1 {
-		return nil, fmt.Errorf("%w: unknown format", ErrInvalid)
+		return nil, time.Time{}, fmt.Errorf("%w: unknown format", ErrInvalid)
 	}
 	body := raw[1:]
 	secrets := s.keys.secrets()
 	if len(secrets) == 0 {
-		return nil, errNoSecret
+		return nil, time.Time{}, errNoSecret
 	}
 	if cap(scratch) < len(body) {
 		scratch = make([]byte, 0, len(body))
@@ -284,7 +290,7 @@ func (s *Sealer) open(aad, raw, scratch []byte) ([]byte, error) {
 	for _, secret := range secrets {
 		a, err := s.keys.aead(secret)
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		msg, err := a.Open(scratch[:0], nil, body, aad)
 		if err != nil {
@@ -292,9 +298,9 @@ func (s *Sealer) open(aad, raw, scratch []byte) ([]byte, error) {
 		}
 		expires := int64(binary.BigEndian.Uint64(msg))
 		if s.now().UnixMilli() >= expires {
-			return nil, ErrExpired
+			return nil, time.Time{}, ErrExpired
 		}
-		return msg[expirySize:], nil
+		return msg[expirySize:], time.UnixMilli(expires), nil
 	}
-	return nil, fmt.Errorf("%w: authentication failed", ErrInvalid)
+	return nil, time.Time{}, fmt.Errorf("%w: authentication failed", ErrInvalid)
 }
