@@ -170,9 +170,15 @@ type redisKeys struct{ prefix string }
 func (k redisKeys) session(id string) string   { return k.prefix + "s:" + id }
 func (k redisKeys) sidIndex(sid string) string { return k.prefix + "sid:" + hashName(sid) }
 func (k redisKeys) subIndex(sub string) string { return k.prefix + "sub:" + hashName(sub) }
-func (k redisKeys) sidMark(sid string) string  { return k.prefix + "rev:sid:" + hashName(sid) }
-func (k redisKeys) subMark(sub string) string  { return k.prefix + "rev:sub:" + hashName(sub) }
-func (k redisKeys) lock(id string) string      { return k.prefix + "lock:" + id }
+func (k redisKeys) sidMark(sid string) string  { return k.sidMarkSum(sha256.Sum256([]byte(sid))) }
+func (k redisKeys) subMark(sub string) string  { return k.subMarkSum(sha256.Sum256([]byte(sub))) }
+func (k redisKeys) sidMarkSum(sum [sha256.Size]byte) string {
+	return k.prefix + "rev:sid:" + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+func (k redisKeys) subMarkSum(sum [sha256.Size]byte) string {
+	return k.prefix + "rev:sub:" + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+func (k redisKeys) lock(id string) string { return k.prefix + "lock:" + id }
 
 // hashName keeps names out of key names. It is not a secret: anyone can hash
 // a guessed subject and look for it.
@@ -233,7 +239,28 @@ func (s *RedisStore) load(ctx context.Context, value string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.client.Get(ctx, s.keys.session(t.id)).Bytes()
+	// One round trip: the session and the revocation markers its ticket names. Markers catch
+	// what the index could not: a session saved while its logout was being processed, or one
+	// whose index entry Redis evicted.
+	var (
+		get   *redis.StringCmd
+		bySID *redis.IntCmd
+		bySub *redis.StringCmd
+	)
+	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, s.keys.session(t.id))
+		if t.hasSID {
+			bySID = p.Exists(ctx, s.keys.sidMarkSum(t.sid))
+		}
+		if t.hasSub {
+			bySub = p.Get(ctx, s.keys.subMarkSum(t.sub))
+		}
+		return nil
+	})
+	if err := pipelineErr(cmds, err); err != nil {
+		return nil, unavailable("load", err)
+	}
+	v, err := get.Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, errGone
@@ -246,16 +273,13 @@ func (s *RedisStore) load(ctx context.Context, value string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !t.owns(sess) {
+		return nil, fmt.Errorf("%w: ticket names another session", ErrInvalid)
+	}
 	if !s.cookies.now().Before(sess.ExpiresAt(s.cookies.ttl)) {
 		return nil, ErrExpired
 	}
-	// Markers catch what the index could not: a session saved while its
-	// logout was being processed, or one whose index entry Redis evicted.
-	revoked, err := s.revoked.Revoked(ctx, sess)
-	if err != nil {
-		return nil, err
-	}
-	if revoked {
+	if markedRevoked(bySID, bySub, sess.CreatedAt) {
 		return nil, ErrRevoked
 	}
 	return sess, nil
@@ -289,7 +313,9 @@ func (s *RedisStore) Save(w http.ResponseWriter, r *http.Request, sess *Session)
 	}
 	t, reuse, replaced := s.ticketFor(r, sess.ID)
 	if !reuse {
-		t = newTicket(sess.ID)
+		t = newTicket(sess)
+	} else if !t.owns(sess) {
+		return fmt.Errorf("%w: session's sid or subject changed", ErrInvalid)
 	}
 	value, err := sealValue(t, sess)
 	if err != nil {

@@ -98,15 +98,21 @@ func (v *RedisRevocations) Revoked(ctx context.Context, s *Session) (bool, error
 	if err := pipelineErr(cmds, err); err != nil {
 		return false, unavailable("revocation check", err)
 	}
+	return markedRevoked(bySID, bySub, s.CreatedAt), nil
+}
+
+// markedRevoked reads the answers of the marker lookups (nil: not asked) for a session created at
+// createdAt: a sid marker ends it, a subject marker ends it if it was created no later than the mark.
+func markedRevoked(bySID *redis.IntCmd, bySub *redis.StringCmd, createdAt time.Time) bool {
 	if bySID != nil && bySID.Val() > 0 {
-		return true, nil
+		return true
 	}
 	if bySub == nil || errors.Is(bySub.Err(), redis.Nil) {
-		return false, nil
+		return false
 	}
 	at, err := strconv.ParseInt(bySub.Val(), 10, 64)
 	// A marker we did not write still says the subject was logged out.
-	return err != nil || s.CreatedAt.UnixMilli() <= at, nil
+	return err != nil || createdAt.UnixMilli() <= at
 }
 
 // buryIndexed ends the sessions named by an index set.

@@ -4,14 +4,19 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"time"
 )
 
-// Ticket format, version 1, sealed by the cookie Sealer (so it cannot be read,
+// Ticket format, version 2, sealed by the cookie Sealer (so it cannot be read,
 // forged or edited, and expires with the session):
 //
-//	version(1) | key(32) | session ID
+//	version(2) | key(32) | flags(1) | SHA-256(sid)(32) | SHA-256(sub)(32) | session ID
+//
+// flags bit 0: the session has an IdP sid, bit 1: a subject. The hashes name the
+// revocation markers, so Load fetches the session and its markers in one round
+// trip; Load checks they match the session the key opens.
 //
 // Stored session format, version 1:
 //
@@ -21,7 +26,7 @@ import (
 // value copied to another session's key does not open. Tombstone: the bytes
 // of redisTombstone, which no sealed value starts with.
 const (
-	ticketV1       byte = 1
+	ticketV2       byte = 2
 	valueV1        byte = 1
 	sessionKeySize      = 32
 	maxIDLen            = 128
@@ -30,25 +35,57 @@ const (
 )
 
 type ticket struct {
-	id  string
-	key [sessionKeySize]byte
+	id             string
+	key            [sessionKeySize]byte
+	hasSID, hasSub bool
+	sid, sub       [sha256.Size]byte
 }
 
-func newTicket(id string) ticket {
-	t := ticket{id: id}
+const ticketFixed = 1 + sessionKeySize + 1 + 2*sha256.Size
+
+// newTicket makes a ticket with a fresh key for sess.
+func newTicket(sess *Session) ticket {
+	t := ticket{id: sess.ID}
 	// crypto/rand.Read never returns an error.
 	_, _ = rand.Read(t.key[:])
+	t.setOwner(sess)
 	return t
 }
 
+func (t *ticket) setOwner(sess *Session) {
+	t.hasSID, t.hasSub = sess.SID != "", sess.Subject != ""
+	t.sid, t.sub = sha256.Sum256([]byte(sess.SID)), sha256.Sum256([]byte(sess.Subject))
+}
+
+// owns reports whether sess is the session the ticket was issued for.
+func (t *ticket) owns(sess *Session) bool {
+	return t.hasSID == (sess.SID != "") && t.hasSub == (sess.Subject != "") &&
+		t.sid == sha256.Sum256([]byte(sess.SID)) && t.sub == sha256.Sum256([]byte(sess.Subject))
+}
+
 func (s *RedisStore) sealTicket(t ticket, expires time.Time) (string, error) {
-	b := make([]byte, 0, 1+sessionKeySize+len(t.id))
-	b = append(b, ticketV1)
-	b = append(b, t.key[:]...)
-	b = append(b, t.id...)
+	b := t.marshal()
 	v, err := s.cookies.sealer.seal(s.ticketAAD, b, expires)
 	clear(b)
 	return v, err
+}
+
+// marshal is the ticket's plaintext (it holds the session key: clear it after use).
+func (t *ticket) marshal() []byte {
+	b := make([]byte, 0, ticketFixed+len(t.id))
+	b = append(b, ticketV2)
+	b = append(b, t.key[:]...)
+	var flags byte
+	if t.hasSID {
+		flags |= 1
+	}
+	if t.hasSub {
+		flags |= 2
+	}
+	b = append(b, flags)
+	b = append(b, t.sid[:]...)
+	b = append(b, t.sub[:]...)
+	return append(b, t.id...)
 }
 
 func (s *RedisStore) openTicket(value string) (ticket, error) {
@@ -64,11 +101,15 @@ func (s *RedisStore) openTicket(value string) (ticket, error) {
 		return ticket{}, err
 	}
 	defer clear(b)
-	if len(b) <= 1+sessionKeySize || len(b) > 1+sessionKeySize+maxIDLen || b[0] != ticketV1 {
+	if len(b) <= ticketFixed || len(b) > ticketFixed+maxIDLen || b[0] != ticketV2 || b[1+sessionKeySize]&^3 != 0 {
 		return ticket{}, fmt.Errorf("%w: malformed ticket", ErrInvalid)
 	}
-	t := ticket{id: string(b[1+sessionKeySize:])}
+	t := ticket{id: string(b[ticketFixed:])}
 	copy(t.key[:], b[1:])
+	flags := b[1+sessionKeySize]
+	t.hasSID, t.hasSub = flags&1 != 0, flags&2 != 0
+	copy(t.sid[:], b[2+sessionKeySize:])
+	copy(t.sub[:], b[2+sessionKeySize+sha256.Size:])
 	return t, nil
 }
 
