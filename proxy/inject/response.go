@@ -1,6 +1,8 @@
 package inject
 
 import (
+	"bufio"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -129,6 +131,7 @@ func (i *Injector) ModifyResponse(res *http.Response) error {
 	}
 
 	h := res.Header
+	length := res.ContentLength
 	h.Del("Content-Length")
 	res.ContentLength = -1
 	h.Del("Accept-Ranges")
@@ -150,8 +153,33 @@ func (i *Injector) ModifyResponse(res *http.Response) error {
 			widget = i.widgetTag(nonce)
 		}
 	}
+	if !gz && widget == nil && length > 0 && length <= int64(i.scanLimit) {
+		body = i.fixLength(res, body, length, len(tag))
+	}
 	res.Body = newReader(body, tag, widget, i.scanLimit, i.observe)
 	return nil
+}
+
+// fixLength declares the injected page's exact length when it is certain: a whole page no longer
+// than the scan limit always gets the tag exactly once (before </head>, <body or at the end),
+// unless it starts with a UTF-16 byte order mark, which the first two bytes tell. With a length,
+// ReverseProxy writes the page like any other instead of flushing every read as a stream. The
+// peek waits for the body's first bytes, which a server that knows its length sends at once.
+func (i *Injector) fixLength(res *http.Response, body io.ReadCloser, length int64, tagLen int) io.ReadCloser {
+	br := bufio.NewReaderSize(body, 16)
+	first, err := br.Peek(2)
+	if err != nil && err != io.EOF || len(first) == 2 && (first[0] == 0xFE && first[1] == 0xFF || first[0] == 0xFF && first[1] == 0xFE) {
+		return peeked{br, body}
+	}
+	res.ContentLength = length + int64(tagLen)
+	res.Header.Set("Content-Length", strconv.FormatInt(res.ContentLength, 10))
+	return peeked{br, body}
+}
+
+// peeked reads through the peek buffer and closes the original body.
+type peeked struct {
+	*bufio.Reader
+	io.Closer
 }
 
 // pageResponse applies the gate of SPEC §5 that does not need the body (and

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -185,8 +186,10 @@ func TestInjectedHeaders(t *testing.T) {
 				"Accept-Ranges", "bytes", "Cache-Control", "max-age=60", "Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT",
 				"Content-MD5", "x", "Repr-Digest", "sha-256=:x:"),
 			body: []byte(testPage),
+			// A whole page within the scan limit: the new length is certain and declared.
 			want: hdr("Content-Type", "text/html; charset=utf-8", "ETag", `W/"abc`+inj.etagStrong+`"`,
-				"Cache-Control", "max-age=60", "Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT"),
+				"Cache-Control", "max-age=60", "Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT",
+				"Content-Length", strconv.Itoa(len(injected))),
 			wantOut: injected,
 		},
 		{
@@ -241,8 +244,12 @@ func TestInjectedHeaders(t *testing.T) {
 			if !reflect.DeepEqual(res.Header, tc.want) {
 				t.Errorf("headers:\n got  %v\n want %v", res.Header, tc.want)
 			}
-			if res.ContentLength != -1 {
-				t.Errorf("ContentLength = %d; want -1", res.ContentLength)
+			wantLen := int64(-1)
+			if v := tc.want.Get("Content-Length"); v != "" {
+				wantLen, _ = strconv.ParseInt(v, 10, 64)
+			}
+			if res.ContentLength != wantLen {
+				t.Errorf("ContentLength = %d; want %d", res.ContentLength, wantLen)
 			}
 			out, err := io.ReadAll(res.Body)
 			if err != nil || string(out) != tc.wantOut {
@@ -348,5 +355,49 @@ func TestETagRoundTrip(t *testing.T) {
 		if b, _ := newTestInjector(t, cfg); a.etagStrong == b.etagStrong {
 			t.Errorf("%+v: ETag suffix %q unchanged", cfg, a.etagStrong)
 		}
+	}
+}
+
+// TestDeclaredLengthOnlyWhenCertain: a known-length page within the scan limit is declared with its
+// injected length; a BOM page (never injected), a page longer than the scan limit (maybe never
+// injected), a gzip page and a page with a widget snippet (tag length depends on the page) are not.
+func TestDeclaredLengthOnlyWhenCertain(t *testing.T) {
+	inj, _ := newTestInjector(t, Config{})
+	small, _ := newTestInjector(t, Config{ScanLimit: 64})
+	widget, _ := newTestInjector(t, Config{WidgetScriptURL: "https://static.zdassets.com/ekr/snippet.js?key=k"})
+	bom := "\xff\xfe<\x00h\x00t\x00m\x00l\x00>\x00"
+	cases := []struct {
+		name     string
+		inj      *Injector
+		hdr      http.Header
+		body     []byte
+		declared bool
+	}{
+		{"fixed length", inj, hdr("Content-Type", "text/html", "Content-Length", "1"), []byte(testPage), true},
+		{"no length (streamed)", inj, hdr("Content-Type", "text/html"), []byte(testPage), false},
+		{"UTF-16 BOM", inj, hdr("Content-Type", "text/html", "Content-Length", "1"), []byte(bom), false},
+		{"past the scan limit", small, hdr("Content-Type", "text/html", "Content-Length", "1"), []byte(testPage + strings.Repeat(" ", 100)), false},
+		{"gzip", inj, hdr("Content-Type", "text/html", "Content-Length", "1", "Content-Encoding", "gzip"), gzipped(t, testPage), false},
+		{"widget snippet", widget, hdr("Content-Type", "text/html", "Content-Length", "1"), []byte(testPage), false},
+		{"one byte", inj, hdr("Content-Type", "text/html", "Content-Length", "1"), []byte("x"), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := response(http.MethodGet, 200, nil, tc.hdr, tc.body)
+			if err := tc.inj.ModifyResponse(res); err != nil {
+				t.Fatal(err)
+			}
+			out, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.declared {
+				if res.ContentLength != int64(len(out)) || res.Header.Get("Content-Length") != strconv.Itoa(len(out)) {
+					t.Fatalf("declared %d (%q); body is %d bytes", res.ContentLength, res.Header.Get("Content-Length"), len(out))
+				}
+			} else if res.ContentLength != -1 || res.Header.Get("Content-Length") != "" {
+				t.Fatalf("declared %d; want no length", res.ContentLength)
+			}
+		})
 	}
 }
