@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -26,6 +27,7 @@ var page20k = func() string {
 func pageUpstream() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(page20k)))
 		io.WriteString(w, page20k)
 	})
 }
@@ -37,6 +39,7 @@ func benchGet(b *testing.B, target string, cookies []*http.Cookie, wantLen func(
 	c := &http.Client{Transport: tr}
 	b.SetBytes(int64(len(page20k)))
 	b.ReportAllocs()
+	b.SetParallelism(16) // 32 connections on 2 cores, like the load harness
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -48,8 +48,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// statusText are the status codes as label values, made once.
+var statusText = func() (t [600]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
 func (m *metrics) observeRequest(route string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	c := "other"
+	if code >= 0 && code < len(statusText) {
+		c = statusText[code]
+	}
+	m.requests.WithLabelValues(route, c).Inc()
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
 }
 

@@ -215,15 +215,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.render(rw, r, errBadRequest("bad_path", err))
 	} else {
 		info.path = norm
-		// Route on the normalised path so "/oauth2/../zendesk/token" cannot dodge a route's checks.
-		r2 := *r
-		u := *r.URL
-		u.Path, u.RawPath = norm, ""
-		r2.URL = &u
-		p.mux.ServeHTTP(rw, &r2)
+		if norm != r.URL.Path || r.URL.RawPath != "" {
+			// Route on the normalised path so "/oauth2/../zendesk/token" cannot dodge a route's checks.
+			r2 := *r
+			u := *r.URL
+			u.Path, u.RawPath = norm, ""
+			r2.URL = &u
+			r = &r2
+		}
+		p.mux.ServeHTTP(rw, r)
 	}
 	d := p.cfg.Now().Sub(start)
 	p.m.observeRequest(info.route, rw.code, d)
+	if !p.log.Enabled(r.Context(), slog.LevelInfo) {
+		return
+	}
 	p.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 		slog.String("request_id", id),
 		slog.String("method", sanitizeMethod(r.Method)),

@@ -114,11 +114,22 @@ func wantsHTML(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
+// Header values zdgate sets on its own answers, shared so the hot routes do not allocate them per
+// request. Never append to them.
+var (
+	hdrJSON    = []string{"application/json"}
+	hdrNoStore = []string{"no-store"}
+	hdrNosniff = []string{"nosniff"}
+)
+
+func noStoreJSON(h http.Header) {
+	h["Content-Type"] = hdrJSON
+	h["Cache-Control"] = hdrNoStore
+	h["X-Content-Type-Options"] = hdrNosniff
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	noStoreJSON(w.Header())
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
 }

@@ -111,9 +111,9 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 		},
 		Transport:  transport,
 		BufferPool: bufferPool{},
-		// Flush at once for streams (SSE); ReverseProxy also flushes on every write when the
-		// response length is unknown, which is what injected pages are.
-		FlushInterval: -1,
+		// Zero: ReverseProxy flushes every write of a streaming response (text/event-stream, or an
+		// unknown length, which injected pages have) and buffers the rest, like a bare proxy.
+		FlushInterval: 0,
 		ModifyResponse: func(res *http.Response) error {
 			if res.Request != nil && p.injecting(res.Request) {
 				return p.cfg.Injector.ModifyResponse(res)
