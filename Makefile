@@ -23,8 +23,10 @@ unit:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 $(PKGS)
 
+# bench-load: load harness on loopback (a few minutes, including a 60 s soak). More runs:
+# make bench-load LOAD_ARGS="-rounds 3 -strict"
 bench-load:
-	$(GO) run ./cmd/zdgate-load
+	$(GO) run ./cmd/zdgate-load $(LOAD_ARGS)
 
 docker-check:
 	scripts/docker-check.sh
