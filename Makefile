@@ -1,11 +1,11 @@
-# zdgate — `make test` installs what the end-to-end tests need (idempotent), then vets and runs every
-# test with the race detector. Set ZDGATE_E2E=required to make a missing tool a failure, not a skip.
+# zdgate — `make test` installs what the end-to-end tests need (idempotent), vets, builds the binary
+# the way the Dockerfile does (static check), then runs every test with the race detector. Set ZDGATE_E2E=required to make a missing tool a failure, not a skip.
 GO ?= go
 PKGS ?= ./...
 
 .PHONY: test test-deps vet unit bench bench-load docker-check helm-install demo build
 
-test: test-deps vet
+test: test-deps vet docker-check
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 test-deps:
