@@ -76,7 +76,13 @@ func typicalSession(now time.Time) *Session {
 	}
 }
 
-func BenchmarkLoad(b *testing.B) {
+// BenchmarkLoad is the steady state: the browser sends the same cookie again (an opened-cache hit).
+// BenchmarkLoadFirstOpen is the first request with a new cookie: decode, decrypt, unmarshal.
+func BenchmarkLoad(b *testing.B) { benchmarkLoad(b, false) }
+
+func BenchmarkLoadFirstOpen(b *testing.B) { benchmarkLoad(b, true) }
+
+func benchmarkLoad(b *testing.B, cold bool) {
 	store, _ := newStore(b, nil)
 	j := newJar()
 	save(b, store, j, typicalSession(t0))
@@ -85,6 +91,11 @@ func BenchmarkLoad(b *testing.B) {
 	b.SetBytes(int64(len(r.Header.Get("Cookie"))))
 	b.ReportAllocs()
 	for b.Loop() {
+		if cold {
+			store.opened.mu.Lock()
+			clear(store.opened.m)
+			store.opened.mu.Unlock()
+		}
 		if _, err := store.Load(r); err != nil {
 			b.Fatal(err)
 		}
