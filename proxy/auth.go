@@ -152,15 +152,12 @@ func (p *Proxy) recheck(ctx context.Context, s *session.Session) *checkResult {
 	id, nt, err := p.cfg.OIDC.Recheck(ctx, t, s.Subject)
 	p.m.idpChecks.WithLabelValues(kind, resultOf(err)).Inc()
 	if err != nil {
-		switch oidc.KindOf(err) {
-		case oidc.Revoked:
+		if oidc.KindOf(err) == oidc.Revoked {
 			p.m.sessionsEnded.WithLabelValues("revoked").Inc()
 			return &checkResult{ConfirmedAt: p.cfg.Now(), err: errUnauthorized("session_revoked", err)}
-		case oidc.Unavailable:
-			return &checkResult{ConfirmedAt: s.ConfirmedAt, err: wrapUnavailable(err)}
-		default:
-			return &checkResult{ConfirmedAt: s.ConfirmedAt, err: wrapUnavailable(err)}
 		}
+		// Unavailable, or an answer that did not verify: fail closed, keep the session, retry next time.
+		return &checkResult{ConfirmedAt: s.ConfirmedAt, err: wrapUnavailable(err)}
 	}
 	ns := *s
 	ns.Claims = id.Claims

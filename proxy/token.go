@@ -152,7 +152,7 @@ func (p *Proxy) bearerIdentity(r *http.Request, tok string) (oidc.Identity, erro
 			if !t.Expiry.IsZero() && t.Expiry.Before(until) {
 				until = t.Expiry
 			}
-			p.bearers.put(key, id, until)
+			p.bearers.put(key, id, now, until)
 		}
 		return bearerResult{id, err}, nil
 	})
@@ -202,11 +202,10 @@ func (c *bearerCache) get(k [32]byte, now time.Time) (oidc.Identity, bool) {
 	return e.id, true
 }
 
-func (c *bearerCache) put(k [32]byte, id oidc.Identity, until time.Time) {
+func (c *bearerCache) put(k [32]byte, id oidc.Identity, now, until time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= c.max {
-		now := time.Now()
 		for key, e := range c.m {
 			if now.After(e.until) || len(c.m) >= c.max {
 				delete(c.m, key)

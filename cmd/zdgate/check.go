@@ -21,9 +21,7 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	var problems []string
 	a, err := wire(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
-		for _, l := range strings.Split(err.Error(), "\n") {
-			problems = append(problems, l)
-		}
+		problems = append(problems, strings.Split(err.Error(), "\n")...)
 	} else {
 		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err := a.idp.Discover(dctx)
