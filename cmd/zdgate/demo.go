@@ -26,7 +26,6 @@ type demoStack struct {
 	zdgate  *app
 	url     string
 	secrets map[string]string
-	stopApp func()
 }
 
 // demoOptions are the few knobs of `zdgate demo`.
