@@ -354,13 +354,24 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 		t.Fatal("the slow request never reached the upstream")
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	// While draining, readiness is false or the listener is closed; new connections are refused.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && !strings.Contains(stderr.String(), "shutting down") {
-		time.Sleep(20 * time.Millisecond)
+	// While the slow request is still in flight, the listener closes: new connections are refused.
+	refused := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
+		if res, err := c.Get("http://" + addr + "/healthz"); err != nil {
+			refused = true
+			break
+		} else {
+			res.Body.Close()
+		}
 	}
-	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
-		t.Error("a new request was accepted after SIGTERM")
+	if !refused {
+		t.Error("new connections were still accepted 10 s after SIGTERM")
+	}
+	select {
+	case r := <-got:
+		t.Fatalf("the in-flight request ended before its upstream answered: %+v", r)
+	default:
 	}
 	close(release)
 	r := <-got
