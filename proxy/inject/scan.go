@@ -342,22 +342,8 @@ func (s *scanner) endTag() {
 		s.st, s.sc = stScript, scData
 	case "plaintext":
 		s.st = stPlaintext
-	case "style":
-		s.st, s.raw, s.k = stRaw, "style", -1
-	case "textarea":
-		s.st, s.raw, s.k = stRaw, "textarea", -1
-	case "title":
-		s.st, s.raw, s.k = stRaw, "title", -1
-	case "iframe":
-		s.st, s.raw, s.k = stRaw, "iframe", -1
-	case "noscript":
-		s.st, s.raw, s.k = stRaw, "noscript", -1
-	case "noembed":
-		s.st, s.raw, s.k = stRaw, "noembed", -1
-	case "noframes":
-		s.st, s.raw, s.k = stRaw, "noframes", -1
-	case "xmp":
-		s.st, s.raw, s.k = stRaw, "xmp", -1
+	case "style", "textarea", "title", "iframe", "noscript", "noembed", "noframes", "xmp":
+		s.st, s.raw, s.k = stRaw, rawTextTag(s.name[:s.nameLen]), -1
 	}
 }
 
@@ -414,4 +400,15 @@ func (s *scanner) comment(b []byte, i int) int {
 		s.dash, s.begin = 0, false
 	}
 	return i
+}
+
+// rawTextTag returns the constant for a raw-text element name, so the scanner keeps no slice of its
+// (reused) name buffer.
+func rawTextTag(name []byte) string {
+	for _, t := range [...]string{"style", "textarea", "title", "iframe", "noscript", "noembed", "noframes", "xmp"} {
+		if string(name) == t {
+			return t
+		}
+	}
+	return ""
 }
