@@ -3,7 +3,10 @@ package tokens
 import (
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // Zendesk's claim and header names. The struct tags below repeat them,
@@ -81,8 +84,7 @@ type messagingClaims struct {
 	Name          string `json:"name,omitempty"`
 	Email         string `json:"email,omitempty"`
 	EmailVerified bool   `json:"email_verified,omitempty"`
-	IssuedAt      int64  `json:"iat"`
-	Expiry        int64  `json:"exp"`
+	stamps
 }
 
 // chatClaims is the Chat payload; every field is required by Zendesk.
@@ -90,15 +92,13 @@ type chatClaims struct {
 	Name       string `json:"name"`
 	Email      string `json:"email"`
 	ExternalID string `json:"external_id"`
-	IssuedAt   int64  `json:"iat"`
-	Expiry     int64  `json:"exp"`
+	stamps
 }
 
 // ssoClaims is the SSO and Support SDK payload. Optional fields are left
 // out when empty, so an unmapped field never overwrites Zendesk's data.
 type ssoClaims struct {
-	IssuedAt       int64          `json:"iat"`
-	Expiry         int64          `json:"exp,omitempty"`
+	stamps
 	JTI            string         `json:"jti"`
 	Email          string         `json:"email"`
 	Name           string         `json:"name"`
@@ -112,6 +112,31 @@ type ssoClaims struct {
 	Phone          string         `json:"phone,omitempty"`
 	RemotePhotoURL string         `json:"remote_photo_url,omitempty"`
 	UserFields     map[string]any `json:"user_fields,omitempty"`
+}
+
+// stamps are iat and exp, in seconds, where each payload puts them (JSON keeps the order of
+// fields, and of an embedded struct's fields at its place). exp is left out when zero: sso and sdk
+// tokens carry none by default; messaging and chat always have one. The methods make each payload
+// a jwt.Claims for golang-jwt.
+type stamps struct {
+	IssuedAt int64 `json:"iat"`
+	Expiry   int64 `json:"exp,omitempty"`
+}
+
+func (s stamps) GetIssuedAt() (*jwt.NumericDate, error) { return numericDate(s.IssuedAt), nil }
+func (s stamps) GetExpirationTime() (*jwt.NumericDate, error) {
+	return numericDate(s.Expiry), nil
+}
+func (stamps) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
+func (stamps) GetIssuer() (string, error)              { return "", nil }
+func (stamps) GetSubject() (string, error)             { return "", nil }
+func (stamps) GetAudience() (jwt.ClaimStrings, error)  { return nil, nil }
+
+func numericDate(unix int64) *jwt.NumericDate {
+	if unix == 0 {
+		return nil
+	}
+	return jwt.NewNumericDate(time.Unix(unix, 0))
 }
 
 // check applies the flavor's rules to u before anything is signed and

@@ -1,20 +1,14 @@
 package tokens
 
 import (
-	"bytes"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
-	"sync"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // Config is what a [Signer] needs for one flavor. Each flavor has its own
@@ -46,7 +40,6 @@ type Signer struct {
 	ttl    time.Duration // effective lifetime; 0 = no exp claim
 	now    func() time.Time
 	rand   io.Reader
-	states sync.Pool // of *keyState
 }
 
 // NewSigner checks cfg and returns a Signer for it. It reports every
@@ -136,100 +129,45 @@ func (s *Signer) Sign(u User) (token string, exp time.Time, err error) {
 		exp = time.Unix(expUnix, 0)
 	}
 
-	var payload []byte
+	var claims jwt.Claims
+	stamps := stamps{IssuedAt: iat, Expiry: expUnix}
 	switch s.flavor {
 	case Messaging:
-		c := messagingClaims{Scope: scopeUser, ExternalID: u.ExternalID, Name: u.Name, IssuedAt: iat, Expiry: expUnix}
+		c := &messagingClaims{Scope: scopeUser, ExternalID: u.ExternalID, Name: u.Name, stamps: stamps}
 		if u.Email != "" && u.EmailVerified {
 			c.Email, c.EmailVerified = u.Email, true
 		}
-		payload, err = json.Marshal(&c)
+		claims = c
 	case Chat:
-		payload, err = json.Marshal(&chatClaims{Name: u.Name, Email: u.Email, ExternalID: u.ExternalID, IssuedAt: iat, Expiry: expUnix})
+		claims = &chatClaims{Name: u.Name, Email: u.Email, ExternalID: u.ExternalID, stamps: stamps}
 	case SSO, SDK:
-		var jti string
-		if jti, err = newJTI(s.rand); err != nil {
+		jti, err := newJTI(s.rand)
+		if err != nil {
 			return "", time.Time{}, fmt.Errorf("tokens: %s: jti: %w", s.flavor, err)
 		}
-		payload, err = json.Marshal(&ssoClaims{
-			IssuedAt: iat, Expiry: expUnix, JTI: jti,
+		claims = &ssoClaims{
+			stamps: stamps, JTI: jti,
 			Email: u.Email, Name: u.Name, ExternalID: u.ExternalID,
 			Organization: u.Organization, OrganizationID: u.OrganizationID,
 			Tags: u.Tags, Role: u.Role, CustomRoleID: u.CustomRoleID,
 			Locale: u.Locale, Phone: u.Phone, RemotePhotoURL: u.RemotePhotoURL,
 			UserFields: u.UserFields,
-		})
-	}
-	if err != nil {
-		// Only user_fields can hold a value JSON cannot encode; the error
-		// text would describe the value's type, not the value.
-		return "", time.Time{}, fmt.Errorf("tokens: %s: claims: %w", s.flavor, err)
-	}
-	ks, err := s.keyState(k)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	token = ks.compact(payload)
-	s.states.Put(ks)
-	return token, exp, nil
-}
-
-// kidHeader is the Messaging header. Field order gives alg, kid, typ.
-type kidHeader struct {
-	Alg string `json:"alg"`
-	KID string `json:"kid"`
-	Typ string `json:"typ"`
-}
-
-// plainHeader is the header of every flavor without a kid, base64url
-// encoded: {"alg":"HS256","typ":"JWT"}.
-const plainHeader = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
-
-// keyState is what tokens signed with the same key share: the encoded
-// header and the keyed HMAC (whose key pads need not be recomputed for
-// every token). A Signer pools them, because a hash.Hash is not safe for
-// concurrent use.
-type keyState struct {
-	kid    string
-	secret []byte // a copy, to notice a rotated key
-	header string // base64url
-	mac    hash.Hash
-}
-
-// keyState returns pooled state for k, or new state if k has changed.
-func (s *Signer) keyState(k Key) (*keyState, error) {
-	if ks, _ := s.states.Get().(*keyState); ks != nil &&
-		(!s.rules.kid || ks.kid == k.ID) && subtle.ConstantTimeCompare(ks.secret, k.Secret) == 1 {
-		ks.mac.Reset()
-		return ks, nil
-	}
-	ks := &keyState{secret: bytes.Clone(k.Secret), header: plainHeader}
-	if s.rules.kid {
-		ks.kid = k.ID
-		h, err := json.Marshal(kidHeader{Alg: algHS256, KID: k.ID, Typ: typJWT})
-		if err != nil {
-			return nil, fmt.Errorf("tokens: %s: header: %w", s.flavor, err)
 		}
-		ks.header = base64.RawURLEncoding.EncodeToString(h)
+	}
+	// golang-jwt encodes the header map with sorted keys ({"alg","kid","typ"}) and the claims
+	// struct in field order, so the bytes are those TestGolden pins.
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	if s.rules.kid {
+		tok.Header[headerKID] = k.ID
 	}
 	// The secret's bytes as they are: Zendesk never base64-decodes them.
-	ks.mac = hmac.New(sha256.New, ks.secret)
-	return ks, nil
-}
-
-// compact builds header.payload.signature in one buffer.
-func (ks *keyState) compact(payload []byte) string {
-	b64 := base64.RawURLEncoding
-	n := len(ks.header) + 1 + b64.EncodedLen(len(payload)) + 1 + b64.EncodedLen(sha256.Size)
-	buf := make([]byte, 0, n)
-	buf = append(buf, ks.header...)
-	buf = append(buf, '.')
-	buf = b64.AppendEncode(buf, payload)
-	ks.mac.Write(buf)
-	var sum [sha256.Size]byte
-	buf = append(buf, '.')
-	buf = b64.AppendEncode(buf, ks.mac.Sum(sum[:0]))
-	return string(buf)
+	token, err = tok.SignedString(k.Secret)
+	if err != nil {
+		// Only user_fields can hold a value JSON cannot encode; the error text would describe the
+		// value's type, not the value.
+		return "", time.Time{}, fmt.Errorf("tokens: %s: claims: %w", s.flavor, err)
+	}
+	return token, exp, nil
 }
 
 // newJTI returns a random (version 4) UUID: Zendesk refuses a jti it has
