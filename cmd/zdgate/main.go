@@ -53,9 +53,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "zdgate %s (commit %s)\n", version, commit)
 		return 0
-	case "help", "--help", "-h", "-help":
-		fmt.Fprint(stdout, topUsage)
-		return 0
+	case "help":
+		return serveCmd(ctx, []string{"--help"}, stdout, stderr, env)
 	}
 	fmt.Fprintf(stderr, "zdgate: unknown command %q\n\n%s", cmd, topUsage)
 	return 2
@@ -71,8 +70,9 @@ Usage:
   zdgate config check [flags]   validate the configuration and the IdP, print it with secrets redacted
   zdgate version
 
-Run 'zdgate serve --help' for every flag. Flags can also be set as ZDGATE_<FLAG> environment
-variables or as keys of a YAML file given with --config. Precedence: flag > env > file > default.
+Flags can also be set as ZDGATE_<FLAG> environment variables or as keys of a YAML file given
+with --config. Precedence: flag > env > file > default. 'zdgate demo --help' and
+'zdgate token verify --help' list their own flags.
 `
 
 // loadConfig parses and validates the serve flags; problems go to stderr one per line.
@@ -82,7 +82,12 @@ func loadConfig(args []string, stdout, stderr io.Writer, env func(string) (strin
 	rest, err := opts.parse(args, env)
 	if errors.Is(err, errHelp) {
 		var b strings.Builder
-		fmt.Fprintf(&b, "Usage: zdgate %s [flags]\n\nFlags (also ZDGATE_<FLAG> env vars, or keys of the --config YAML file):\n  --config FILE\n        YAML file of flag names to values\n", what)
+		if what == "serve" { // the default command: its help is the program's help
+			fmt.Fprintf(&b, "%s\nFlags of serve and config check", topUsage)
+		} else {
+			fmt.Fprintf(&b, "Usage: zdgate %s [flags]\n\nFlags", what)
+		}
+		b.WriteString(" (also ZDGATE_<FLAG> env vars, or keys of the --config YAML file):\n  --config FILE\n        YAML file of flag names to values\n")
 		opts.usage(&b)
 		fmt.Fprint(stdout, b.String())
 		return nil, 0
