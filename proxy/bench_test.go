@@ -34,10 +34,15 @@ func pageUpstream() http.Handler {
 
 // benchGet fetches url in parallel with keep-alive connections and checks each answer.
 func benchGet(b *testing.B, target string, cookies []*http.Cookie, wantLen func(int) bool) {
+	benchGetSized(b, target, cookies, len(page20k), wantLen)
+}
+
+// benchGetSized is benchGet for a page of size bytes.
+func benchGetSized(b *testing.B, target string, cookies []*http.Cookie, size int, wantLen func(int) bool) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
-	b.SetBytes(int64(len(page20k)))
+	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.SetParallelism(16) // 32 connections on 2 cores, like the load harness
 	b.ResetTimer()

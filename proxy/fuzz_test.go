@@ -92,3 +92,21 @@ func FuzzStripIdentity(f *testing.F) {
 		}
 	})
 }
+
+// TestFoldedMatchesFoldHeader: the allocation-free comparisons agree with foldHeader, including for
+// names whose Unicode lower case is ASCII (the Kelvin sign folds to "k").
+func TestFoldedMatchesFoldHeader(t *testing.T) {
+	names := []string{"X-Forwarded-User", "x_forwarded_email", "REMOTE_USER", "Remote-Anything", "Accept",
+		"X-Forwarded-Access-To\u212aen", "X-Auth-Request-\u212aey", "X-Forwarded", "", "x-forwarded-user-extra", "Forwarded"}
+	for _, name := range names {
+		f := foldHeader(name)
+		for _, id := range append(identityHeaders, identityPrefixes...) {
+			if got, want := foldedEqual(name, id), f == id; got != want {
+				t.Errorf("foldedEqual(%q, %q) = %v; want %v", name, id, got, want)
+			}
+			if got, want := foldedHasPrefix(name, id), strings.HasPrefix(f, id); got != want {
+				t.Errorf("foldedHasPrefix(%q, %q) = %v; want %v", name, id, got, want)
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 )
 
 // identityHeaders are the headers zdgate sets for the upstream, and families that upstream
@@ -25,26 +26,66 @@ func foldHeader(name string) string {
 	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
 }
 
+// foldedHasPrefix reports whether foldHeader(name) starts with prefix (lower case, '-' only),
+// without building the folded name: stripIdentity runs on every header of every proxied request.
+// A name with non-ASCII bytes (net/http's server refuses those, but a Header can hold anything)
+// takes foldHeader's Unicode-aware path: "K" (Kelvin) folds to "k" there.
+func foldedHasPrefix(name, prefix string) bool {
+	for i := 0; i < len(name); i++ {
+		if name[i] >= utf8.RuneSelf {
+			return strings.HasPrefix(foldHeader(name), prefix)
+		}
+	}
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := name[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// foldedEqual reports whether foldHeader(name) == id.
+func foldedEqual(name, id string) bool {
+	if len(name) == len(id) {
+		return foldedHasPrefix(name, id)
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] >= utf8.RuneSelf {
+			return foldHeader(name) == id
+		}
+	}
+	return false
+}
+
 // stripIdentity deletes every header that could carry a spoofed identity.
 func stripIdentity(h http.Header) {
 	for name := range h {
-		f := foldHeader(name)
 		drop := false
 		for _, id := range identityHeaders {
-			if f == id {
+			if foldedEqual(name, id) {
 				drop = true
 				break
 			}
 		}
 		if !drop {
 			for _, p := range identityPrefixes {
-				if strings.HasPrefix(f, p) {
+				if foldedHasPrefix(name, p) {
 					drop = true
 					break
 				}
 			}
 		}
-		if !drop && strings.HasPrefix(f, "x-forwarded-") {
+		if !drop && foldedHasPrefix(name, "x-forwarded-") {
 			// X-Forwarded-For/Host/Proto are rebuilt by the proxy; any other X-Forwarded-* spelled
 			// with '_' is an attempt to slip past that.
 			drop = strings.Contains(name, "_")

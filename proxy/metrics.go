@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +18,9 @@ type metrics struct {
 	idpChecks     *prometheus.CounterVec
 	injections    *prometheus.CounterVec
 	sessionsEnded *prometheus.CounterVec
+
+	routesMu sync.Mutex
+	routes   map[string]*routeMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -39,6 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zdgate_sessions_ended_total", Help: "Sessions ended, by reason (sign_out, revoked, policy, backchannel, expired).",
 		}, []string{"reason"}),
+		routes: map[string]*routeMetrics{},
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.minted, m.idpChecks, m.injections, m.sessionsEnded} {
 		if err := reg.Register(c); err != nil {
@@ -56,13 +62,41 @@ var statusText = func() (t [600]string) {
 	return t
 }()
 
-func (m *metrics) observeRequest(route string, code int, d time.Duration) {
-	c := "other"
-	if code >= 0 && code < len(statusText) {
-		c = statusText[code]
+// routeMetrics are one route's request series, bound once: WithLabelValues hashes the label values
+// and takes a lock on every call, which the hot path should not pay. A status code's counter is
+// bound the first time that code is answered, so no series appears before it counts something.
+type routeMetrics struct {
+	route    string
+	requests *prometheus.CounterVec
+	duration prometheus.Observer
+	codes    [len(statusText)]atomic.Pointer[prometheus.Counter]
+}
+
+// route returns the bound series of route, made on first use (handlers are built once, in New).
+func (m *metrics) route(route string) *routeMetrics {
+	m.routesMu.Lock()
+	defer m.routesMu.Unlock()
+	rm := m.routes[route]
+	if rm == nil {
+		rm = &routeMetrics{route: route, requests: m.requests, duration: m.duration.WithLabelValues(route)}
+		m.routes[route] = rm
 	}
-	m.requests.WithLabelValues(route, c).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	return rm
+}
+
+func (rm *routeMetrics) observe(code int, d time.Duration) {
+	rm.duration.Observe(d.Seconds())
+	if code < 0 || code >= len(rm.codes) {
+		rm.requests.WithLabelValues(rm.route, "other").Inc()
+		return
+	}
+	c := rm.codes[code].Load()
+	if c == nil {
+		v := rm.requests.WithLabelValues(rm.route, statusText[code])
+		c = &v
+		rm.codes[code].Store(c) // a race stores the same child twice: harmless
+	}
+	(*c).Inc()
 }
 
 // IdPTransport (registered by the caller that builds the IdP HTTP client, before the proxy) wraps the IdP HTTP client's transport to time every call, labelled with the kind of

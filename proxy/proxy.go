@@ -92,6 +92,7 @@ type Proxy struct {
 	recent       *recentChecks      // results of re-checks, for requests still carrying the old cookie
 	bearers      *bearerCache
 	states       *usedStates
+	invalid      *routeMetrics // series of requests refused before routing (bad path)
 	ready        func() bool
 	shuttingDown sync.Once
 	draining     chan struct{}
@@ -156,6 +157,7 @@ func New(cfg Config) (*Proxy, error) {
 		states:   newUsedStates(10_000),
 		draining: make(chan struct{}),
 	}
+	p.invalid = m.route("invalid")
 	p.ready = cfg.OIDC.Ready
 	p.rp = p.newReverseProxy()
 	p.mux = p.routes()
@@ -204,14 +206,14 @@ func (p *Proxy) routes() *http.ServeMux {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.cfg.Now()
 	id := p.requestID(r)
-	w.Header().Set("X-Request-Id", id)
-	rw := &recorder{ResponseWriter: w, code: http.StatusOK}
-	info := &reqInfo{id: id, route: "upstream"}
+	w.Header()["X-Request-Id"] = []string{id}
+	st := &reqState{rec: recorder{ResponseWriter: w, code: http.StatusOK}, info: reqInfo{id: id, route: "upstream"}}
+	rw, info := &st.rec, &st.info
 	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 
 	norm, err := normalizePath(r.URL.EscapedPath())
 	if err != nil {
-		info.route = "invalid"
+		info.route, info.metrics = "invalid", p.invalid
 		p.render(rw, r, errBadRequest("bad_path", err))
 	} else {
 		info.path = norm
@@ -225,13 +227,25 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		p.mux.ServeHTTP(rw, r)
 	}
-	d := p.cfg.Now().Sub(start)
-	p.m.observeRequest(info.route, rw.code, d)
-	if !p.log.Enabled(r.Context(), slog.LevelInfo) {
+	end := p.cfg.Now()
+	d := end.Sub(start)
+	if info.metrics == nil || info.metrics.route != info.route {
+		info.metrics = p.m.route(info.route)
+	}
+	info.metrics.observe(rw.code, d)
+	p.accessLog(r, info, rw, norm, end, d)
+}
+
+// accessLog writes the request's access line. It hands the record straight to the handler: the
+// logger's call-site lookup (runtime.Callers) costs more than the line itself and is never shown.
+func (p *Proxy) accessLog(r *http.Request, info *reqInfo, rw *recorder, norm string, now time.Time, d time.Duration) {
+	h := p.log.Handler()
+	if !h.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}
-	p.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-		slog.String("request_id", id),
+	rec := slog.NewRecord(now, slog.LevelInfo, "request", 0)
+	rec.AddAttrs(
+		slog.String("request_id", info.id),
 		slog.String("method", sanitizeMethod(r.Method)),
 		slog.String("route", info.route),
 		slog.String("path", truncate(norm, 256)),
@@ -241,6 +255,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("client", p.trust.clientIP(r)),
 		slog.String("sub", info.sub),
 	)
+	_ = h.Handle(r.Context(), rec) // a failed log write must not fail the request
 }
 
 func truncate(s string, n int) string {
@@ -263,9 +278,10 @@ const ownRouteTimeout = 30 * time.Second
 
 // handle sets the route label and renders a returned error.
 func (p *Proxy) handle(route string, f func(http.ResponseWriter, *http.Request) error) http.Handler {
+	rm := p.m.route(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if info := infoOf(r); info != nil {
-			info.route = route
+			info.route, info.metrics = route, rm
 		}
 		if route != "upstream" {
 			// zdgate's own answers are small: bound reading the request and writing the answer.

@@ -137,6 +137,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // reqInfo is what the access log learns while a request is handled.
 type reqInfo struct {
 	id, route, path, sub string
+	metrics              *routeMetrics    // route's bound series, set with route
+	upstream             upstreamIdentity // what the upstream is told (proxied requests)
+}
+
+// reqState is a request's recorder and info, allocated together once per request.
+type reqState struct {
+	rec  recorder
+	info reqInfo
 }
 
 type infoKey struct{}

@@ -19,12 +19,12 @@ func (p *Proxy) upstream(w http.ResponseWriter, r *http.Request) error {
 	if info != nil {
 		norm = info.path
 	}
-	var id *upstreamIdentity
+	var id upstreamIdentity
 	if !p.skip.match(norm) {
 		_, ident, err := p.authenticate(w, r)
 		switch {
 		case err == nil:
-			id = &upstreamIdentity{sub: ident.Subject, groups: strings.Join(ident.Groups, ","), user: ident.PreferredUsername}
+			id = upstreamIdentity{sub: ident.Subject, groups: strings.Join(ident.Groups, ","), user: ident.PreferredUsername}
 			if ident.EmailVerified {
 				id.email = ident.Email
 			}
@@ -37,8 +37,12 @@ func (p *Proxy) upstream(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	ctx := context.WithValue(r.Context(), identityKey{}, id)
-	p.rp.ServeHTTP(w, r.WithContext(ctx))
+	if info != nil {
+		info.upstream = id // read by Rewrite; no new context per request
+	} else if id.sub != "" {
+		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, &id))
+	}
+	p.rp.ServeHTTP(w, r)
 	return nil
 }
 
@@ -50,7 +54,8 @@ func isAnonymous(err error) bool {
 
 type identityKey struct{}
 
-// upstreamIdentity is what the upstream is told about the user.
+// upstreamIdentity is what the upstream is told about the user; sub is empty for an anonymous
+// request (--skip-auth-path, --auth-mode=optional).
 type upstreamIdentity struct {
 	sub, email, groups, user string
 }
@@ -92,7 +97,11 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 			if info := infoOf(in); info != nil {
 				pr.Out.Header.Set("X-Request-Id", info.id)
 			}
-			if id, _ := in.Context().Value(identityKey{}).(*upstreamIdentity); id != nil {
+			id, _ := in.Context().Value(identityKey{}).(*upstreamIdentity)
+			if info := infoOf(in); info != nil {
+				id = &info.upstream
+			}
+			if id != nil && id.sub != "" {
 				h := pr.Out.Header
 				h.Set("X-Forwarded-User", id.sub)
 				if id.email != "" {

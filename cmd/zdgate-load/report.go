@@ -109,7 +109,9 @@ type check struct {
 	about string // a remark on how it was measured
 }
 
-// targets evaluates the performance targets on what was measured.
+// targets evaluates the performance targets of issue 13 on what was measured: zdgate runs with its
+// defaults (info-level JSON access log, metrics on), the bare proxy with a transport sized for the
+// load and no logging.
 func targets(res map[string]*result, conns int) []check {
 	ratio := func(what, num, den string, want float64) check {
 		c := check{what: what}
@@ -126,14 +128,15 @@ func targets(res map[string]*result, conns int) []check {
 		return c
 	}
 	out := []check{
-		ratio("pass-through, cookie store: req/s ≥ 0.85× bare", "cookie", "bare", 0.85),
+		ratio("pass-through, cookie store: req/s ≥ 0.90× bare", "cookie", "bare", 0.90),
 		ratio("pass-through, Redis store:  req/s ≥ 0.60× bare", "redis", "bare", 0.60),
-		ratio("/zendesk/token:             req/s ≥ 0.70× bare", "token", "bare", 0.70),
+		ratio("injection: req/s ≥ 0.95× pass-through", "inject", "cookie", 0.95),
+		ratio("/zendesk/token:             req/s ≥ 1.00× bare", "token", "bare", 1.00),
 	}
-	p99 := check{what: "pass-through, cookie store: p99 added over bare ≤ 1ms"}
+	p99 := check{what: "pass-through, cookie store: p99 ≤ 1.3× bare's p99"}
 	if c, b := res["cookie"], res["bare"]; c.measured() && b.measured() {
-		added := c.load.hist.quantile(0.99) - b.load.hist.quantile(0.99)
-		p99.got, p99.met = fmtAdded(added), added <= time.Millisecond
+		x := float64(c.load.hist.quantile(0.99)) / float64(max(b.load.hist.quantile(0.99), 1))
+		p99.got, p99.met = fmt.Sprintf("%.2f× (%s vs %s)", x, fmtDur(c.load.hist.quantile(0.99)), fmtDur(b.load.hist.quantile(0.99))), x <= 1.3
 		if conns != 32 {
 			p99.about = fmt.Sprintf("the target is for 32 connections; measured at %d", conns)
 		}
@@ -141,7 +144,12 @@ func targets(res map[string]*result, conns int) []check {
 		p99.na = "cookie or bare not measured"
 	}
 	out = append(out, p99)
-	out = append(out, ratio("injection: req/s ≥ 0.95× zdgate --inject=false", "inject", "cookie", 0.95))
+	if q := res["quiet"]; q.measured() {
+		// Not a target: what the default access log costs, beside the defaults' figure.
+		c := ratio("for comparison, access log off: req/s × bare", "quiet", "bare", 0)
+		c.about = "informational"
+		out = append(out, c)
+	}
 	return out
 }
 

@@ -16,7 +16,7 @@ import (
 )
 
 // scenarioKeys are the -scenarios names, in the order they run and are printed.
-var scenarioKeys = []string{"direct", "bare", "cookie", "redis", "inject", "token", "auth"}
+var scenarioKeys = []string{"direct", "bare", "cookie", "quiet", "redis", "inject", "token", "auth"}
 
 // scenario is one row of the table: what to request, from which process, and how to tell a right
 // answer. skip or err set means it is not measured.
@@ -190,6 +190,11 @@ func (st *stack) scenario(key string) *scenario {
 	case "cookie":
 		sc.name = "zdgate cookie"
 		onGate("cookie", "/page", pageHeader(""), checkPage)
+		sc.preflight = preflightHTML
+	case "quiet":
+		// Beside the defaults' figure: the same instance type with the access log off.
+		sc.name = "zdgate cookie, log off"
+		onGate("quiet", "/page", pageHeader(""), checkPage)
 		sc.preflight = preflightHTML
 	case "redis":
 		sc.name = "zdgate redis"

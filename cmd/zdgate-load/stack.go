@@ -105,6 +105,7 @@ func (st *stack) start(ctx context.Context) error {
 	}
 	for _, w := range []want{
 		{"cookie", st.needs("cookie", "token", "auth"), []string{"--inject=false"}},
+		{"quiet", st.needs("quiet"), []string{"--inject=false", "--log-level=error"}},
 		{"inject", st.needs("inject") || st.opts.soak > 0, []string{"--inject=true"}},
 	} {
 		if !w.need {
@@ -212,8 +213,8 @@ func (st *stack) gateArgs(listen, metrics string, extra []string) ([]string, []s
 		"--cookie-secure=false",
 		"--zendesk-messaging-key-id=" + messagingKeyID,
 		"--recheck-interval=" + st.recheck.String(),
-		"--log-level=error",
-		"--log-format=text",
+		// Logging and metrics stay at zdgate's defaults (an info-level JSON access line per
+		// request): users run the defaults, so that is what is measured.
 	}
 	env := append(childEnviron(),
 		"ZDGATE_OIDC_CLIENT_SECRET=zdgate-secret",
@@ -474,7 +475,7 @@ func (st *stack) banner() string {
 	if st.redisAddr != "" {
 		fmt.Fprintf(&b, "redis      %s  (redis-server --save \"\" --appendonly no)\n", st.redisAddr)
 	}
-	for _, name := range []string{"cookie", "inject", "redis"} {
+	for _, name := range []string{"cookie", "quiet", "inject", "redis"} {
 		g := st.gates[name]
 		if g == nil {
 			continue
@@ -490,7 +491,7 @@ func (st *stack) banner() string {
 func selectFlags(args []string) []string {
 	var out []string
 	for _, a := range args {
-		if strings.HasPrefix(a, "--inject") || strings.HasPrefix(a, "--session-store") {
+		if strings.HasPrefix(a, "--inject") || strings.HasPrefix(a, "--session-store") || strings.HasPrefix(a, "--log-level") {
 			out = append(out, a)
 		}
 	}

@@ -26,6 +26,7 @@ type demoStack struct {
 	zdgate  *app
 	url     string
 	secrets map[string]string
+	stopLog func() // flushes the batched log
 }
 
 // demoOptions are the few knobs of `zdgate demo`.
@@ -144,7 +145,9 @@ func startDemo(o demoOptions, logTo io.Writer) (*demoStack, error) {
 	if o.snippetKey == "" {
 		h.widgetScriptURL = public + "/public/zendesk-standin.js"
 	}
-	a, err := wire(cfg, newLogger(cfg, logTo), h)
+	log, stopLog := newLogger(cfg, logTo)
+	st.stopLog = stopLog
+	a, err := wire(cfg, log, h)
 	if err != nil {
 		st.close()
 		return nil, err
@@ -155,6 +158,9 @@ func startDemo(o demoOptions, logTo io.Writer) (*demoStack, error) {
 }
 
 func (st *demoStack) close() {
+	if st.stopLog != nil {
+		st.stopLog()
+	}
 	if st.app != nil {
 		st.app.close()
 	}

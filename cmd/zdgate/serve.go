@@ -30,7 +30,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if cfg == nil {
 		return code
 	}
-	log := newLogger(cfg, stderr)
+	log, stopLog := newLogger(cfg, stderr)
+	defer stopLog()
 	app, err := wire(cfg, log, nil)
 	if err != nil {
 		printErrors(stderr, err)
@@ -49,14 +50,6 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, err
 }
 
-func newLogger(cfg *Config, w io.Writer) *slog.Logger {
-	level, _ := parseLevel(cfg.LogLevel)
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
-}
 
 // app is a wired zdgate: the handler, its servers and its background work.
 type app struct {
