@@ -50,7 +50,6 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, err
 }
 
-
 // app is a wired zdgate: the handler, its servers and its background work.
 type app struct {
 	cfg       *Config
