@@ -61,6 +61,10 @@ func (f Flavor) RequiresEmail() bool { return f.rules().emailRequired }
 // truncated, because a truncated id could name another user.
 func (f Flavor) ExternalIDLimit() int { return f.rules().externalIDLimit }
 
+// MaxTTL is the longest lifetime a [Signer] gives this flavor's tokens, whatever its Config.TTL
+// (0: no cap). Chat's is 5 minutes: Zendesk's 7-minute maximum less its 2 minutes of clock skew.
+func (f Flavor) MaxTTL() time.Duration { return f.rules().mintCap }
+
 func (f Flavor) valid() bool {
 	switch f {
 	case Messaging, Chat, SSO, SDK:
@@ -79,7 +83,8 @@ type rules struct {
 	nameRequired    bool          // a name is required
 	expRequired     bool          // exp is always present
 	externalIDLimit int           // in characters
-	maxLifetime     time.Duration // largest exp-iat Zendesk accepts; 0 = none documented
+	maxLifetime     time.Duration // largest exp-iat Zendesk accepts (Verify); 0 = none documented
+	mintCap         time.Duration // longest lifetime a Signer mints; 0 = no cap
 	defaultTTL      time.Duration // used when Config.TTL is 0
 }
 
@@ -89,6 +94,10 @@ const (
 	clockSkew = 2 * time.Minute
 	// chatMaxLifetime is Chat's documented maximum of exp-iat (7 minutes).
 	chatMaxLifetime = 420 * time.Second
+	// chatMintCap is the longest Chat token zdgate mints: Zendesk's 7 minutes less the 2 minutes of
+	// clock skew it allows, so a token from a server whose clock runs ahead is still accepted. This
+	// is the one place the Chat lifetime rule lives; --zendesk-token-ttl's help quotes it.
+	chatMintCap = chatMaxLifetime - clockSkew
 	// millisecondsThreshold: an iat or exp above this (year 5138 in
 	// seconds) is taken to be in milliseconds, the classic Date.now() bug.
 	millisecondsThreshold = 1e11
@@ -104,7 +113,7 @@ func (f Flavor) rules() rules {
 	case Chat:
 		return rules{
 			emailRequired: true, nameRequired: true, expRequired: true,
-			externalIDLimit: 200, maxLifetime: chatMaxLifetime, defaultTTL: 5 * time.Minute,
+			externalIDLimit: 200, maxLifetime: chatMaxLifetime, mintCap: chatMintCap, defaultTTL: chatMintCap,
 		}
 	case SSO, SDK:
 		// Zendesk documents no external_id limit for SSO; 255 is the

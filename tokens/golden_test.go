@@ -26,10 +26,10 @@ func TestGolden(t *testing.T) {
 				"email": "ada@example.com", "email_verified": true, "iat": 1700000000.0, "exp": 1700000600.0},
 		},
 		{
-			flavor: Chat, ttl: 10 * time.Minute, user: fullUser(),
-			want: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJuYW1lIjoiQWRhIExvdmVsYWNlIiwiZW1haWwiOiJhZGFAZXhhbXBsZS5jb20iLCJleHRlcm5hbF9pZCI6InVzZXItNDIiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMDQyMH0.hI_Vfc1XichDEgDhkBNRHIEm0K2zz0c5cvbX76MAgEQ",
+			flavor: Chat, ttl: 10 * time.Minute, user: fullUser(), // capped: exp = iat + 300
+			want: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJuYW1lIjoiQWRhIExvdmVsYWNlIiwiZW1haWwiOiJhZGFAZXhhbXBsZS5jb20iLCJleHRlcm5hbF9pZCI6InVzZXItNDIiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMDMwMH0.Fm7Qy1I5QFBPZXeEkUzHuDkLvEB2sGHhfJf94LywoRE",
 			claims: map[string]any{"name": "Ada Lovelace", "email": "ada@example.com", "external_id": "user-42",
-				"iat": 1700000000.0, "exp": 1700000420.0},
+				"iat": 1700000000.0, "exp": 1700000300.0}, // TTL 10m capped at Chat.MaxTTL() (5m)
 		},
 		{
 			flavor: SSO, user: fullUser(),

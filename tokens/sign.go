@@ -19,8 +19,8 @@ type Config struct {
 	Keys KeySource
 	// TTL is how long a token lives (exp = iat + TTL, whole seconds).
 	//   - messaging: 0 means 10 minutes.
-	//   - chat: 0 means 5 minutes; anything over Zendesk's 7-minute maximum
-	//     is lowered to 7 minutes, so one --zendesk-token-ttl serves both.
+	//   - chat: 0 means 5 minutes, and anything longer is lowered to 5
+	//     minutes ([Flavor.MaxTTL]), so one --zendesk-token-ttl serves both.
 	//   - sso, sdk: 0 means no exp claim. Zendesk documents none for these
 	//     (it limits them through iat and jti); set TTL to add one.
 	TTL time.Duration
@@ -72,8 +72,8 @@ func NewSigner(cfg Config) (*Signer, error) {
 	if s.ttl == 0 {
 		s.ttl = s.rules.defaultTTL
 	}
-	if s.rules.maxLifetime > 0 && s.ttl > s.rules.maxLifetime {
-		s.ttl = s.rules.maxLifetime
+	if s.rules.mintCap > 0 && s.ttl > s.rules.mintCap {
+		s.ttl = s.rules.mintCap
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -152,12 +152,7 @@ func mint(f tokens.Flavor, secret, keyID string, ttl time.Duration, claimsJSON s
 	if !u.EmailVerified {
 		u.Email = ""
 	}
-	if ttl == 0 {
-		ttl = 10 * time.Minute
-		if f == tokens.Chat {
-			ttl = 5 * time.Minute
-		}
-	}
+	// ttl 0: the flavor's default lifetime (tokens.Config.TTL).
 	s, err := tokens.NewSigner(tokens.Config{Flavor: f, Keys: tokens.StaticKey{ID: keyID, Secret: []byte(secret)}, TTL: ttl})
 	if err != nil {
 		fmt.Fprintf(stderr, "zdgate token mint: %v\n", err)
