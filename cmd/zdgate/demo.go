@@ -40,13 +40,13 @@ type demoOptions struct {
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
 	o := demoOptions{}
-	s := &optionSet{}
-	s.str(&o.listen, "listen", "127.0.0.1:4180", "address of zdgate in the demo (loopback)")
-	s.str(&o.metricsListen, "metrics-listen", "127.0.0.1:0", "address of /metrics in the demo")
-	s.str(&o.snippetKey, "zendesk-snippet-key", "", "load Zendesk's real widget with this key instead of the offline stand-in (needs the network)")
-	s.str(&o.flavor, "zendesk-flavor", "messaging", "messaging or chat")
-	s.str(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	s.boolean(&o.inject, "inject", true, "inject the loader into the sample app's pages")
+	s := &optionSet{} // demo's own few options; the Config it wires is built below
+	s.add(strOpt(&o.listen, "listen", "127.0.0.1:4180", "address of zdgate in the demo (loopback)"))
+	s.add(strOpt(&o.metricsListen, "metrics-listen", "127.0.0.1:0", "address of /metrics in the demo"))
+	s.add(strOpt(&o.snippetKey, "zendesk-snippet-key", "", "load Zendesk's real widget with this key instead of the offline stand-in (needs the network)"))
+	s.add(strOpt(&o.flavor, "zendesk-flavor", "messaging", "messaging or chat"))
+	s.add(strOpt(&o.logLevel, "log-level", "info", "debug, info, warn or error"))
+	s.add(boolOpt(&o.inject, "inject", true, "inject the loader into the sample app's pages"))
 	if _, err := s.parse(args, env); err != nil {
 		if err == errHelp {
 			var b strings.Builder

@@ -111,7 +111,7 @@ func newLogger(cfg *Config, w io.Writer) (log *slog.Logger, stop func()) {
 }
 
 func newLoggerFlushing(cfg *Config, w io.Writer, every time.Duration) (log *slog.Logger, stop func()) {
-	level, _ := parseLevel(cfg.LogLevel)
+	level := cfg.logLevel // parsed by Validate (the zero value is info)
 	stop = func() {}
 	var buf *logBuffer
 	if _, isFile := w.(*os.File); isFile {

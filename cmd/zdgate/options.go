@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,19 +13,68 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// option is one command-line flag. Every option can also come from ZDGATE_<NAME> or from key NAME
-// in the --config YAML file. Precedence: flag > env > file > default.
+// option is one setting, declared once. Its name is the flag --name, the environment variable
+// ZDGATE_NAME and the key name of the --config YAML file (precedence: flag > env > file > default).
+// The declaration also carries its default, its help, how a value parses (set: a malformed value is
+// a usage error, exit 2), how it is validated (check: an invalid value fails Validate, exit 1, and
+// the checked value is kept in its typed form for wire), and which package config it fills. The
+// flag table of docs/reference.md and the Helm chart's config schema and table are generated from
+// these declarations (reference.go).
 type option struct {
 	name   string
 	usage  string
 	def    string // shown in --help and applied first
+	kind   string // what a value looks like, for the generated reference: string, URL, duration, ...
+	fills  string // the package config field the value ends up in, for the reference
 	bool   bool
 	multi  bool // repeatable: flag given several times, YAML list, env comma-separated (newline-separated for regexes)
 	regex  bool
-	secret bool // never printed
+	secret bool     // never printed
+	enum   []string // the values it accepts, when a closed set (checked, and listed in --help and the schema)
+	chart  chartHint
 	set    func(string) error
 	get    func() any // effective value, for config check
 	reset  func()     // multi: forget the default before a higher source sets values
+	check  func() error
+}
+
+// checks adds a validation; several run in order and each problem is reported.
+func (o *option) checks(fs ...func() error) *option {
+	prev := o.check
+	o.check = func() error {
+		var errs []error
+		if prev != nil {
+			errs = append(errs, prev())
+		}
+		for _, f := range fs {
+			errs = append(errs, f())
+		}
+		return errors.Join(errs...)
+	}
+	return o
+}
+
+// into records which package config field the value fills.
+func (o *option) into(field string) *option { o.fills = field; return o }
+
+// oneOf restricts a string option to vals: "must be a or b, got %q".
+func (o *option) oneOf(vals ...string) *option {
+	o.enum = vals
+	get := o.get
+	return o.checks(func() error {
+		v, _ := get().(string)
+		if slices.Contains(vals, v) {
+			return nil
+		}
+		return fmt.Errorf("must be %s, got %q", orList(vals), v)
+	})
+}
+
+func orList(vals []string) string {
+	if len(vals) < 2 {
+		return strings.Join(vals, "")
+	}
+	return strings.Join(vals[:len(vals)-1], ", ") + " or " + vals[len(vals)-1]
 }
 
 func (o *option) envName() string {
@@ -37,66 +87,113 @@ type optionSet struct {
 	byKey map[string]*option
 }
 
-func (s *optionSet) add(o *option) {
+func (s *optionSet) add(o *option) *option {
 	if s.byKey == nil {
 		s.byKey = map[string]*option{}
 	}
+	if s.byKey[o.name] != nil {
+		panic("zdgate: option --" + o.name + " declared twice")
+	}
 	s.opts = append(s.opts, o)
 	s.byKey[o.name] = o
+	return o
 }
 
-func (s *optionSet) str(p *string, name, def, usage string) {
+// addAll adds a group's options.
+func (s *optionSet) addAll(opts []*option) {
+	for _, o := range opts {
+		s.add(o)
+	}
+}
+
+// check runs every option's validation, in declaration order, each problem prefixed with its flag.
+func (s *optionSet) check() []error {
+	var errs []error
+	for _, o := range s.opts {
+		if o.check == nil {
+			continue
+		}
+		if err := o.check(); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				errs = append(errs, fmt.Errorf("--%s: %s", o.name, line))
+			}
+		}
+	}
+	return errs
+}
+
+// The value kinds. Each binds an option to a field of a Config group and applies the default.
+
+func strOpt(p *string, name, def, usage string) *option {
 	*p = def
-	s.add(&option{name: name, usage: usage, def: def, get: func() any { return *p }, set: func(v string) error { *p = v; return nil }})
+	return &option{name: name, usage: usage, def: def, kind: "string", get: func() any { return *p }, set: func(v string) error { *p = v; return nil }}
 }
 
-func (s *optionSet) secretStr(p *string, name, usage string) {
-	s.add(&option{name: name, usage: usage, secret: true, get: func() any { return *p }, set: func(v string) error { *p = v; return nil }})
+func secretOpt(p *string, name, usage string) *option {
+	return &option{name: name, usage: usage, secret: true, kind: "secret", get: func() any { return *p }, set: func(v string) error { *p = v; return nil }}
 }
 
-func (s *optionSet) boolean(p *bool, name string, def bool, usage string) {
+func boolOpt(p *bool, name string, def bool, usage string) *option {
 	*p = def
-	s.add(&option{name: name, usage: usage, def: strconv.FormatBool(def), bool: true, get: func() any { return *p }, set: func(v string) error {
+	return &option{name: name, usage: usage, def: strconv.FormatBool(def), bool: true, kind: "bool", get: func() any { return *p }, set: func(v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return fmt.Errorf("want true or false, got %q", v)
 		}
 		*p = b
 		return nil
-	}})
+	}}
 }
 
-func (s *optionSet) duration(p *time.Duration, name string, def time.Duration, usage string) {
+func durationOpt(p *time.Duration, name string, def time.Duration, usage string) *option {
 	*p = def
-	s.add(&option{name: name, usage: usage, def: def.String(), get: func() any { return p.String() }, set: func(v string) error {
+	return &option{name: name, usage: usage, def: def.String(), kind: "duration", get: func() any { return p.String() }, set: func(v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
 			return fmt.Errorf("want a duration like 90s or 5m, got %q", v)
 		}
 		*p = d
 		return nil
-	}})
+	}}
 }
 
-func (s *optionSet) size(p *int, name string, def int, defText, usage string) {
+func sizeOpt(p *int, name string, def int, defText, usage string) *option {
 	*p = def
-	s.add(&option{name: name, usage: usage, def: defText, get: func() any { return *p }, set: func(v string) error {
+	return &option{name: name, usage: usage, def: defText, kind: "size", get: func() any { return *p }, set: func(v string) error {
 		n, err := parseSize(v)
 		if err != nil {
 			return err
 		}
 		*p = n
 		return nil
-	}})
+	}}
 }
 
-func (s *optionSet) list(p *[]string, name string, def []string, regex bool, usage string) {
+func listOpt(p *[]string, name string, def []string, regex bool, usage string) *option {
 	*p = def
-	defText := strings.Join(def, ",")
-	s.add(&option{name: name, usage: usage, def: defText, multi: true, regex: regex,
+	kind := "list"
+	if regex {
+		kind = "regex list"
+	}
+	return &option{name: name, usage: usage, def: strings.Join(def, ","), multi: true, regex: regex, kind: kind,
 		get:   func() any { return *p },
 		set:   func(v string) error { *p = append(*p, v); return nil },
-		reset: func() { *p = nil }})
+		reset: func() { *p = nil }}
+}
+
+// secretWithFile declares a secret's two options, --name and --name-file (re-read when it changes),
+// and the rule that only one may be given.
+func secretWithFile(value, file *string, name, usage, fileUsage, fills string) []*option {
+	v := secretOpt(value, name, usage).into(fills)
+	f := strOpt(file, name+"-file", "", fileUsage).into(fills)
+	f.kind = "file"
+	v.checks(func() error {
+		if *value != "" && *file != "" {
+			return fmt.Errorf("give either --%s or --%s-file, not both", name, name)
+		}
+		return nil
+	})
+	return []*option{v, f}
 }
 
 // parseSize reads 256KiB, 1MiB, 4096.
@@ -194,34 +291,7 @@ func (s *optionSet) parse(args []string, environ func(string) (string, bool)) ([
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--config: %w", err))
 		}
-		keys := make([]string, 0, len(file))
-		for k := range file {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			o := s.byKey[k]
-			if o == nil {
-				errs = append(errs, fmt.Errorf("--config: unknown key %q", k))
-				continue
-			}
-			if explicit[k] || fromEnv[k] {
-				continue
-			}
-			vals, err := yamlValues(file[k], o.multi)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("--%s: %v (in %s)", k, err, configPath))
-				continue
-			}
-			if o.multi {
-				o.reset()
-			}
-			for _, v := range vals {
-				if err := o.set(v); err != nil {
-					errs = append(errs, fmt.Errorf("--%s: %v (in %s)", k, err, configPath))
-				}
-			}
-		}
+		errs = append(errs, s.applyYAML(file, configPath, func(k string) bool { return explicit[k] || fromEnv[k] })...)
 	}
 	for _, o := range s.opts {
 		if !fromEnv[o.name] {
@@ -259,6 +329,42 @@ func (s *optionSet) parse(args []string, environ func(string) (string, bool)) ([
 		}
 	}
 	return positional, errors.Join(errs...)
+}
+
+// applyYAML sets options from the keys of a YAML mapping (the --config file; later, one item of a
+// list of option groups), in key order, skipping the keys a higher source set. where names the
+// file in errors. Unknown keys and malformed values are each one problem.
+func (s *optionSet) applyYAML(m map[string]any, where string, skip func(key string) bool) []error {
+	var errs []error
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		o := s.byKey[k]
+		if o == nil {
+			errs = append(errs, fmt.Errorf("--config: unknown key %q", k))
+			continue
+		}
+		if skip(k) {
+			continue
+		}
+		vals, err := yamlValues(m[k], o.multi)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %v (in %s)", k, err, where))
+			continue
+		}
+		if o.multi {
+			o.reset()
+		}
+		for _, v := range vals {
+			if err := o.set(v); err != nil {
+				errs = append(errs, fmt.Errorf("--%s: %v (in %s)", k, err, where))
+			}
+		}
+	}
+	return errs
 }
 
 func readConfigFile(path string) (map[string]any, error) {

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"sync"
 	"time"
 
@@ -71,8 +69,14 @@ type hooks struct {
 	secretPoll      time.Duration
 }
 
-// wire builds every component from a validated Config. Each package's New checks its own input too.
+// wire builds every component from a Config, with the values Validate parsed (it validates a
+// Config that was not). Each package's New checks its own input too.
 func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
+	if !cfg.validated {
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	if h == nil {
 		h = &hooks{}
 	}
@@ -113,17 +117,15 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 		}
 		signers[f] = signer
 	}
+	// One --zendesk-token-ttl for messaging and chat; the Signer caps chat at tokens.Chat.MaxTTL().
 	addSigner(tokens.Messaging, "zendesk-messaging-secret", cfg.ZendeskMessagingSecret, cfg.ZendeskMessagingSecretFile, messagingKey(cfg.ZendeskMessagingKeyID), cfg.ZendeskTokenTTL)
-	addSigner(tokens.Chat, "zendesk-chat-secret", cfg.ZendeskChatSecret, cfg.ZendeskChatSecretFile, parseKey, min(cfg.ZendeskTokenTTL, 5*time.Minute))
+	addSigner(tokens.Chat, "zendesk-chat-secret", cfg.ZendeskChatSecret, cfg.ZendeskChatSecretFile, parseKey, cfg.ZendeskTokenTTL)
 	addSigner(tokens.SSO, "zendesk-sso-secret", cfg.ZendeskSSOSecret, cfg.ZendeskSSOSecretFile, parseKey, 0)
 	addSigner(tokens.SDK, "zendesk-sdk-secret", cfg.ZendeskSDKSecret, cfg.ZendeskSDKSecretFile, parseKey, 0)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-
-	publicURL, _ := url.Parse(cfg.PublicURL)
-	publicURL.Path = ""
-	upstream, _ := url.Parse(cfg.Upstream)
+	publicURL, upstream := cfg.publicURL, cfg.upstream
 
 	// IdP client: bounded, instrumented.
 	idpTransport, _, err := proxy.IdPTransport(a.reg, &http.Transport{
@@ -139,7 +141,7 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 	}
 	idp, err := oidc.New(oidc.Config{
 		Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: clientSecret.Get,
-		RedirectURL: publicURL.String() + "/oauth2/callback", Scopes: cfg.scopes(), Audiences: cfg.OIDCAudiences,
+		RedirectURL: publicURL.String() + "/oauth2/callback", Scopes: cfg.scopes, Audiences: cfg.OIDCAudiences,
 		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: idpTransport}, GroupsClaim: cfg.GroupsClaim,
 	})
 	if err != nil {
@@ -169,22 +171,15 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	skip, _ := proxy.CompileRules("--skip-auth-path", cfg.SkipAuthPath)
-	injSkip, _ := proxy.CompileRules("--inject-skip-path", cfg.InjectSkipPath)
-	var trusted []netip.Prefix
-	for _, p := range cfg.TrustedProxy {
-		pf, _ := parsePrefix(p)
-		trusted = append(trusted, pf)
-	}
 	p, err = proxy.New(proxy.Config{
 		Upstream: upstream, PublicURL: publicURL,
 		OIDC: idp, Sessions: store, Sealer: sealer, Revocations: revocations, OwnCookie: store.IsOwnCookie,
 		CookieName: cfg.CookieName, CookieSecure: cfg.CookieSecure, CookieDomain: cfg.CookieDomain,
-		AuthMode: cfg.AuthMode, SkipAuth: skip, AllowedEmailDomains: cfg.AllowedEmailDomain, AllowedGroups: cfg.AllowedGroup,
-		TrustedProxies: trusted, AllowedRedirectDomains: cfg.AllowedRedirectDomain, PassAccessToken: cfg.PassAccessToken,
+		AuthMode: cfg.AuthMode, SkipAuth: cfg.skipAuth, AllowedEmailDomains: cfg.AllowedEmailDomain, AllowedGroups: cfg.AllowedGroup,
+		TrustedProxies: cfg.trusted, AllowedRedirectDomains: cfg.AllowedRedirectDomain, PassAccessToken: cfg.PassAccessToken,
 		RecheckInterval: cfg.RecheckInterval, RecheckGrace: cfg.RecheckGrace, SessionTTL: cfg.SessionTTL,
-		Injector: injector, Inject: cfg.Inject, InjectSkip: injSkip,
-		Signers: signers, Mapping: cfg.mapping(), ZendeskSubdomain: cfg.ZendeskSubdomain, ZendeskHosts: cfg.ZendeskHost, SSOLogoutIdP: cfg.ZendeskSSOLogoutIdP,
+		Injector: injector, Inject: cfg.Inject, InjectSkip: cfg.injectSkip,
+		Signers: signers, Mapping: cfg.mapping, ZendeskSubdomain: cfg.ZendeskSubdomain, ZendeskHosts: cfg.ZendeskHost, SSOLogoutIdP: cfg.ZendeskSSOLogoutIdP,
 		Logger: log, Registerer: a.reg,
 	})
 	if err != nil {
