@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the series of SPEC §6. Labels are route templates and small enums, never paths or users.
+// metrics are the series of docs/reference.md §6. Labels are route templates and small enums, never paths or users.
 type metrics struct {
 	requests      *prometheus.CounterVec
 	duration      *prometheus.HistogramVec

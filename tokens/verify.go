@@ -56,7 +56,7 @@ func (r *Result) addf(format string, args ...any) {
 	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
 }
 
-// Verify checks token against every rule zdgate's contract (SPEC §4) sets
+// Verify checks token against every rule zdgate's contract (docs/reference.md §4) sets
 // for the flavor: signature (HS256 with the raw secret, via golang-jwt),
 // header and claims. It reports every broken rule, not only the first,
 // because a person debugging a Zendesk 401 wants the whole list. It

@@ -107,7 +107,7 @@ func checkConfigMatchesFlags(t *testing.T, flags []string) {
 	secrets := slices.Collect(maps.Values(secretFlags))
 	for _, s := range secrets {
 		if !slices.Contains(flags, s+"-file") {
-			t.Errorf("zdgate has no --%s-file flag, so the chart cannot pass that secret as a file (SPEC §1: every secret has a --…-file form)", s)
+			t.Errorf("zdgate has no --%s-file flag, so the chart cannot pass that secret as a file (docs/reference.md §1: every secret has a --…-file form)", s)
 		}
 	}
 	for _, f := range flags {

@@ -1,7 +1,7 @@
 // Package charttest checks the Helm chart in charts/zdgate with a real helm binary: every
 // ci/*-values.yaml lints and renders; every rendered object decodes strictly into its Kubernetes
 // API type; and the layout (standalone or native sidecar), probes, security contexts and secret
-// handling are what SPEC §6 and the chart's README promise. helm comes from
+// handling are what docs/reference.md §6 and the chart's README promise. helm comes from
 // scripts/install-helm.sh (.tools/bin/helm) or PATH; without it the tests skip, or fail under
 // ZDGATE_E2E=required.
 package charttest

@@ -35,7 +35,7 @@ func TestCIValues(t *testing.T) {
 	}
 }
 
-// TestMinimalSet renders both modes with only the values SPEC §6 names, given with --set.
+// TestMinimalSet renders both modes with only the values docs/reference.md §6 names, given with --set.
 func TestMinimalSet(t *testing.T) {
 	h := newHelm(t)
 	for _, tc := range []struct {

@@ -121,7 +121,7 @@ func TestSchemaClosed(t *testing.T) {
 	walk("", schema)
 }
 
-// specFlags are SPEC §1's flags (without their -file forms).
+// specFlags are docs/reference.md §1's flags (without their -file forms).
 var specFlags = []string{
 	"listen", "metrics-listen", "upstream", "public-url", "oidc-issuer", "oidc-client-id",
 	"oidc-client-secret", "oidc-scopes", "oidc-audiences", "recheck-interval", "recheck-grace",
@@ -137,7 +137,7 @@ var specFlags = []string{
 // derivedFlags are set by the chart from other values, never through config.
 var derivedFlags = []string{"listen", "metrics-listen", "upstream"}
 
-// TestEveryFlagHasAValue: each SPEC §1 flag is reachable from values (config, a derived value, or
+// TestEveryFlagHasAValue: each docs/reference.md §1 flag is reachable from values (config, a derived value, or
 // secrets), and values.yaml lists every config key. (TestBinaryAcceptsArgs checks config against
 // the flags zdgate really has.)
 func TestEveryFlagHasAValue(t *testing.T) {

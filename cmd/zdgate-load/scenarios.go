@@ -97,7 +97,7 @@ func (r *result) cpuPerReq() (time.Duration, bool) {
 	return r.cpu / time.Duration(r.load.ok), true
 }
 
-// injectedTag starts the loader tag zdgate adds to pages (SPEC §5).
+// injectedTag starts the loader tag zdgate adds to pages (docs/reference.md §5).
 const injectedTag = `<script src="/zendesk/auth.js`
 
 func pageHeader(cookie string) http.Header {

@@ -47,14 +47,14 @@ func Results() []string {
 		ResultCharset, ResultCSPBlocked, ResultError, ResultAborted}
 }
 
-// Flavors of the Zendesk widget that auth.js can drive (SPEC --zendesk-flavor).
+// Flavors of the Zendesk widget that auth.js can drive (docs/reference.md --zendesk-flavor).
 const (
 	FlavorMessaging = "messaging" // zE('messenger','loginUser', ...)
 	FlavorChat      = "chat"      // classic Web Widget, zESettings.webWidget.authenticate.chat.jwtFn
 )
 
 // Config is the injector's part of the zdgate configuration. Zero values mean
-// the SPEC defaults.
+// the defaults of docs/reference.md.
 type Config struct {
 	// ScanLimit is how many bytes of a page are scanned for </head> or <body
 	// before giving up (0: DefaultScanLimit).

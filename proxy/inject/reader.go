@@ -8,7 +8,7 @@ import (
 
 const (
 	// DefaultScanLimit is how far into a page the reader looks for </head> or
-	// <body before it gives up (SPEC §1, --inject-scan-limit).
+	// <body before it gives up (docs/reference.md §1, --inject-scan-limit).
 	DefaultScanLimit = 256 << 10
 
 	// minScanLimit keeps the UTF-16 byte order mark check inside the limit.

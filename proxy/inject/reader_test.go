@@ -36,7 +36,7 @@ type expectation struct {
 //     (ErrorToken) and would put the snippet after those bytes; the reader has
 //     already put it before them. So a tag cut off by the end of input counts.
 //
-// The rest is SPEC: a UTF-16 byte order mark leaves the page unchanged, and so
+// The rest is docs/reference.md §5: a UTF-16 byte order mark leaves the page unchanged, and so
 // does a decision that needs bytes past the scan limit; a page that ends
 // within the limit without either tag gets the snippet at the end.
 func oracle(doc []byte, limit int) expectation {

@@ -182,7 +182,7 @@ type peeked struct {
 	io.Closer
 }
 
-// pageResponse applies the gate of SPEC §5 that does not need the body (and
+// pageResponse applies the gate of docs/reference.md §5 that does not need the body (and
 // skips downloads) and returns the charset parameter of a page candidate.
 func pageResponse(res *http.Response) (charset string, ok bool) {
 	req := res.Request

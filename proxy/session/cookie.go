@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// DefaultCookieName is the session cookie's name unless configured (SPEC §1
+// DefaultCookieName is the session cookie's name unless configured (docs/reference.md §1
 // --cookie-name).
 const DefaultCookieName = "_zdgate"
 
@@ -55,13 +55,13 @@ type CookieConfig struct {
 	Domain string
 	// Path scopes the cookie, default "/".
 	Path string
-	// Secure keeps the cookie off plain HTTP (SPEC default true; false only
+	// Secure keeps the cookie off plain HTTP (docs/reference.md default: true; false only
 	// for local development). The cookie is always HttpOnly and
 	// SameSite=Lax: scripts never see it, and cross-site subrequests never
 	// carry it while top-level navigation from the IdP still does.
 	Secure bool
 	// TTL is the absolute session lifetime, counted from Session.CreatedAt;
-	// refreshes never extend it (SPEC default 12h).
+	// refreshes never extend it (docs/reference.md default: 12h).
 	TTL time.Duration
 	// Secrets seal and open the cookies (see Secrets).
 	Secrets Secrets

@@ -24,7 +24,7 @@ const SecretSize = 32
 // without a restart; it must be cheap and safe for concurrent use.
 type Secrets func() [][]byte
 
-// ParseSecrets reads the cookie secret setting (SPEC §1): one value, or two
+// ParseSecrets reads the cookie secret setting (docs/reference.md §1): one value, or two
 // on two lines (current, then previous). A value that base64-decodes (standard
 // or URL alphabet, padded or not) to 32 bytes is taken decoded; otherwise it
 // must be exactly 32 raw bytes. Surrounding white space is ignored, so a raw
