@@ -103,6 +103,9 @@ func (c *Cluster) nodeArgs(s *Server) []string {
 	)
 }
 
+// Sync waits (bounded) until every running replica has applied all its master's writes.
+func (c *Cluster) Sync() { c.t.Helper(); syncReplicas(c.t, c.Nodes, 10*time.Second) }
+
 // URL is the cluster as zdgate's --redis-url: every node as a seed.
 func (c *Cluster) URL() string {
 	q := url.Values{}

@@ -3,7 +3,9 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -66,4 +68,40 @@ func linkUp(ctx context.Context, addr string) error {
 		return fmt.Errorf("replica %s: role %q, link %q, sync in progress %q", addr, m["role"], m["master_link_status"], m["master_sync_in_progress"])
 	}
 	return nil
+}
+
+// caughtUp checks that the replica at addr has applied everything its master has written, by the
+// replication offsets both report.
+func caughtUp(ctx context.Context, addr string) error {
+	r, err := info(ctx, addr, "replication")
+	if err != nil {
+		return err
+	}
+	if r["role"] != "slave" || r["master_link_status"] != "up" {
+		return fmt.Errorf("replica %s: role %q, link %q", addr, r["role"], r["master_link_status"])
+	}
+	m, err := info(ctx, net.JoinHostPort(r["master_host"], r["master_port"]), "replication")
+	if err != nil {
+		return err
+	}
+	if r["slave_repl_offset"] != m["master_repl_offset"] {
+		return fmt.Errorf("replica %s at offset %s, its master at %s", addr, r["slave_repl_offset"], m["master_repl_offset"])
+	}
+	return nil
+}
+
+// syncReplicas waits (bounded by within) until every running replica among servers has caught up
+// with its master, so that a test can kill a master knowing what the replica holds.
+func syncReplicas(t testing.TB, servers []*Server, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for _, s := range servers {
+		if !s.Running() || roleIs(ctx, s.Addr(), "slave") != nil {
+			continue
+		}
+		if err := waitFor(ctx, func() error { return caughtUp(ctx, s.Addr()) }); err != nil {
+			t.Fatalf("redistest: replica never caught up within %v: %v", within, err)
+		}
+	}
 }

@@ -105,6 +105,13 @@ func writeSentinelConf(s *Server, primaryPort int, downAfter time.Duration) erro
 	return os.WriteFile(filepath.Join(s.dir, "sentinel.conf"), []byte(conf), 0o600)
 }
 
+// Sync waits (bounded) until the replica, if it still replicates, has applied all the master's
+// writes.
+func (d *Sentinel) Sync() {
+	d.t.Helper()
+	syncReplicas(d.t, []*Server{d.Primary, d.Replica}, 10*time.Second)
+}
+
 // URL is the deployment as zdgate's --redis-url: every sentinel, the master's name, database 0.
 func (d *Sentinel) URL() string {
 	q := url.Values{"master": {SentinelMaster}}
