@@ -74,6 +74,8 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 		t.Fatalf("redistest.StartCluster: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	c.WaitHealthy(30 * time.Second)
+	// A replica takes over only if it has synced with its master.
+	c.Sync()
 	return c
 }
 

@@ -145,6 +145,9 @@ func serverArgs(s *Server, extra ...string) []string {
 		"--port", strconv.Itoa(s.port),
 		"--save", "",
 		"--appendonly", "no",
+		// A replica's first sync starts at once, not after Redis' default 5s wait for more
+		// replicas: a replica that never synced cannot take over.
+		"--repl-diskless-sync-delay", "0",
 		"--dir", s.dir,
 		"--daemonize", "no",
 		"--logfile", "", // to stdout, which goes to the log buffer
