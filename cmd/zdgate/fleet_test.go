@@ -230,9 +230,9 @@ type outcome struct {
 type load struct {
 	started time.Time
 	stop    chan struct{}
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	outs []outcome
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	outs    []outcome
 }
 
 func (f *fleet) startLoad(vs []*visitor) *load {
