@@ -16,6 +16,7 @@ type metrics struct {
 	idpChecks     *prometheus.CounterVec
 	injections    *prometheus.CounterVec
 	sessionsEnded *prometheus.CounterVec
+	errors        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,7 +41,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "zdgate_sessions_ended_total", Help: "Sessions ended, by reason (sign_out, revoked, policy, backchannel, expired).",
 		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.minted, m.idpChecks, m.injections, m.sessionsEnded} {
+	// The public error codes (SPEC §2) say why requests fail, so alerts can tell an IdP outage
+	// (idp_unavailable) from a Redis one (session_store_unavailable) or refused mints (claim_*).
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zdgate_http_errors_total", Help: "Requests answered with an error, by route template and public error code (idp_unavailable, session_store_unavailable, ...).",
+	}, []string{"route", "code"})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.minted, m.idpChecks, m.injections, m.sessionsEnded, m.errors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

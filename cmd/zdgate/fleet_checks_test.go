@@ -1,8 +1,11 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -110,4 +113,40 @@ func (f *fleet) checkBackchannelLogout(v, bystander *visitor, to, then *replica)
 	if code, _, err := bystander.token(then); code != http.StatusOK || err != nil {
 		f.t.Errorf("%s on %s after another user's logout = %d, %v; want 200", bystander.sub, then.name, code, err)
 	}
+}
+
+// errorsCounted sums zdgate_http_errors_total{code=code} over the running replicas' /metrics:
+// what the chart's alerts see.
+func (f *fleet) errorsCounted(code string) float64 {
+	f.t.Helper()
+	var sum float64
+	for _, r := range f.replicas {
+		r.mu.Lock()
+		dead := r.killed
+		r.mu.Unlock()
+		if dead {
+			continue
+		}
+		res, err := http.Get(r.metrics)
+		if err != nil {
+			f.t.Fatalf("%s /metrics: %v", r.name, err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			f.t.Fatalf("%s /metrics: %v", r.name, err)
+		}
+		// Text exposition format: name{labels} value, one series a line.
+		for _, line := range strings.Split(string(body), "\n") {
+			series, value, ok := strings.Cut(line, " ")
+			if ok && strings.HasPrefix(series, "zdgate_http_errors_total{") && strings.Contains(series, `code="`+code+`"`) {
+				v, err := strconv.ParseFloat(value, 64)
+				if err != nil {
+					f.t.Fatalf("%s /metrics: %q: %v", r.name, line, err)
+				}
+				sum += v
+			}
+		}
+	}
+	return sum
 }

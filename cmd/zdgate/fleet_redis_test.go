@@ -73,6 +73,12 @@ func runRedisFailover(t *testing.T, f *fleet, d redisFailover) {
 	}
 	f.checkNoPanic()
 	f.checkEveryoneIn(vs)
+	// The 503s carry the code the chart's ZdgateRedisUnavailable alert counts.
+	if n := f.errorsCounted("session_store_unavailable"); n == 0 && c.unavailable > 0 {
+		t.Errorf("%s: %d 503s, but zdgate_http_errors_total{code=session_store_unavailable} is 0", d.name, c.unavailable)
+	} else {
+		t.Logf("%s: zdgate_http_errors_total{code=\"session_store_unavailable\"} = %v across the replicas", d.name, n)
+	}
 
 	// The refresh lock after the failover: sessions kept refreshing, never twice in an interval
 	// across both replicas, even with requests racing on both, and no refresh token was refused.

@@ -46,6 +46,7 @@ type fleet struct {
 // replica is one zdgate process.
 type replica struct {
 	name, url string
+	metrics   string // the /metrics URL on --metrics-listen
 	cmd       *exec.Cmd
 	logs      *syncBuffer
 	exited    chan struct{}
@@ -94,7 +95,7 @@ func (f *fleet) startReplica(name string) *replica {
 	t := f.t
 	t.Helper()
 	addr, maddr := freeAddr(t), freeAddr(t)
-	r := &replica{name: name, url: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{})}
+	r := &replica{name: name, url: "http://" + addr, metrics: "http://" + maddr + "/metrics", logs: &syncBuffer{}, exited: make(chan struct{})}
 	r.cmd = exec.Command(zdgateBinary(t), "serve",
 		"--listen="+addr, "--metrics-listen="+maddr, "--upstream="+f.app.URL, "--public-url="+r.url,
 		"--oidc-issuer="+f.idp.URL(), "--oidc-client-id=zdgate", "--cookie-secure=false",
