@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -107,4 +108,82 @@ func (f *fleet) betweenRefreshRounds(vs []*visitor, within time.Duration) time.T
 	}
 	f.t.Fatalf("no moment between two rounds of refreshes within %v", within)
 	return time.Time{}
+}
+
+// refreshLockTTL is the TTL proxy/auth.go gives a session's refresh lock in Redis.
+const refreshLockTTL = 30 * time.Second
+
+// TestFleetReplicaKilledDuringRefresh kills a replica while its refresh of a session waits at the
+// IdP, holding the session's refresh lock. The session must survive it: no 401, no logout, and a
+// token again once the orphaned lock expires. The IdP saw the refresh request but never answered,
+// so the refresh token was not spent. It prints how long the session stalled: that is the lock's
+// TTL, during which the session's requests on the other replicas wait.
+func TestFleetReplicaKilledDuringRefresh(t *testing.T) {
+	const recheck = time.Second
+	rs := redistest.Start(t)
+	f := startFleet(t, 2, 1, rs.URL(), recheck)
+	a, b := f.replicas[0], f.replicas[1]
+	v := f.login(a, fleetUser(0).Subject)
+	f.idp.ResetCounts()
+
+	// Wait (bounded) until a request on A refreshes the session, and hold that refresh at the IdP.
+	f.idp.SetDelay(time.Hour)
+	asked := make(chan struct{})
+	go func() {
+		defer close(asked)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && f.idp.Count("token.refresh") == 0; {
+			v.c.Get(a.url + "/zendesk/token") // answered from the session until it is due, then it hangs
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for f.idp.Count("token.refresh") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("replica A never refreshed the session")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	killedAt := time.Now()
+	a.kill()
+	f.idp.SetDelay(0)
+	<-asked
+
+	// On B the session is due too, and its lock is held by a dead process.
+	short := &http.Client{Jar: v.c.Jar, Timeout: 5 * time.Second, CheckRedirect: v.c.CheckRedirect}
+	w := &visitor{sub: v.sub, c: short}
+	var hung, unavailable int
+	var recovered time.Duration
+	for time.Since(killedAt) < refreshLockTTL+15*time.Second {
+		code, out, err := w.token(b)
+		switch {
+		case out || code == http.StatusUnauthorized:
+			t.Fatalf("%s after the kill = %d (cookie expired: %v); want the session to survive a replica dying mid-refresh", b.name, code, out)
+		case err != nil && code == 0:
+			hung++
+		case err != nil:
+			t.Fatalf("%s after the kill: %v", b.name, err)
+		case code == http.StatusServiceUnavailable:
+			unavailable++
+		case code == http.StatusOK:
+			recovered = time.Since(killedAt)
+		default:
+			t.Fatalf("%s after the kill = %d; want 200 or 503", b.name, code)
+		}
+		if recovered > 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if recovered == 0 {
+		t.Fatalf("no token on %s %v after A died mid-refresh (%d requests hung, %d answered 503)", b.name, time.Since(killedAt), hung, unavailable)
+	}
+	// Two refresh requests reached the IdP: A's, which it never answered, and B's, honoured with
+	// the same refresh token.
+	if asked, honoured := f.idp.Count("token.refresh"), len(f.idp.Refreshes()); asked != 2 || honoured != 1 {
+		t.Errorf("IdP refresh requests = %d, honoured = %d; want A's unanswered one and B's honoured", asked, honoured)
+	}
+	f.checkNoPanic()
+	t.Logf("replica killed while its refresh waited at the IdP: the session answered again on %s %v later "+
+		"(refresh lock TTL %v); meanwhile %d requests got no answer within 5s and %d a 503; no 401, no logout",
+		b.name, recovered.Round(time.Millisecond), refreshLockTTL, hung, unavailable)
 }
