@@ -120,7 +120,8 @@ func TestFleetRedisSentinelFailover(t *testing.T) {
 func TestFleetRedisClusterFailover(t *testing.T) {
 	cl := redistest.StartCluster(t, redistest.ClusterOptions{})
 	f := startFleet(t, 2, fleetVisitors, cl.URL(), fleetRecheck)
-	checkSessionsSpread(t, cl, f, fleetVisitors)
+	// 48 sessions: the chance that one of three primaries gets none by luck is 3·(2/3)^48, about 1e-8.
+	checkSessionsSpread(t, cl, f, 48)
 	var killedAt time.Time
 	runRedisFailover(t, f, redisFailover{
 		name: "cluster",
@@ -132,12 +133,12 @@ func TestFleetRedisClusterFailover(t *testing.T) {
 	})
 }
 
-// checkSessionsSpread logs n visitors in (besides those runRedisFailover logs in later) and
-// counts the session keys on each primary: every primary holds some.
+// checkSessionsSpread logs in n sessions of the fleet's users (besides those runRedisFailover logs
+// in later) and counts the session keys on each primary: every primary holds some.
 func checkSessionsSpread(t *testing.T, cl *redistest.Cluster, f *fleet, n int) {
 	t.Helper()
 	for i := range n {
-		f.login(f.replicas[i%len(f.replicas)], fleetUser(i).Subject)
+		f.login(f.replicas[i%len(f.replicas)], fleetUser(i%fleetVisitors).Subject)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
