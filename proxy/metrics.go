@@ -18,6 +18,7 @@ type metrics struct {
 	idpChecks     *prometheus.CounterVec
 	injections    *prometheus.CounterVec
 	sessionsEnded *prometheus.CounterVec
+	errors        *prometheus.CounterVec
 
 	routesMu sync.Mutex
 	routes   map[string]*routeMetrics
@@ -46,7 +47,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 		routes: map[string]*routeMetrics{},
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.minted, m.idpChecks, m.injections, m.sessionsEnded} {
+	// The public error codes (docs/reference.md §2) say why requests fail, so alerts can tell an IdP outage
+	// (idp_unavailable) from a Redis one (session_store_unavailable) or refused mints (claim_*).
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zdgate_http_errors_total", Help: "Requests answered with an error, by route template and public error code (idp_unavailable, session_store_unavailable, ...).",
+	}, []string{"route", "code"})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.minted, m.idpChecks, m.injections, m.sessionsEnded, m.errors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

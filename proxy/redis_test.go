@@ -94,6 +94,9 @@ func TestRedisOutageFailsClosedAndRecovers(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("requests hung while Redis was down")
 	}
+	if n := counterValue(t, a.reg, "zdgate_http_errors_total", "code", "session_store_unavailable"); n < 1 {
+		t.Errorf("zdgate_http_errors_total{code=session_store_unavailable} = %v; want the 503 counted", n)
+	}
 	rs.Restart()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -47,6 +47,11 @@ func (p *Proxy) render(w http.ResponseWriter, r *http.Request, err error) {
 		he = &httpError{status: http.StatusInternalServerError, code: "internal_error", err: err}
 	}
 	info := infoOf(r)
+	route := "unknown"
+	if info != nil {
+		route = info.route
+	}
+	p.m.errors.WithLabelValues(route, he.code).Inc()
 	level := slog.LevelInfo
 	if he.status >= 500 {
 		level = slog.LevelError

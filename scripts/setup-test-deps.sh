@@ -2,28 +2,39 @@
 # Installs what the end-to-end tests need, idempotently, on a fresh Debian machine:
 #   chromium (+ driver deps)   the browser tests (chromedp)
 #   redis-server               the Redis session store tests
+#   redis-sentinel, redis-cli  the Sentinel and Cluster failover tests (redis-cli --cluster create)
+#   promtool                   checks and unit-tests the chart's alert rules and dashboard queries
 #   node + oidc-provider 8.x   the real-IdP end-to-end tests (into test/oidc-provider/node_modules)
 #   helm                       the chart tests (scripts/install-helm.sh, pinned, into .tools/bin)
 # Each step is skipped when its tool is already there. Nothing here is needed by plain `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-sentinel >/dev/null 2>&1 || need_apt+=(redis-sentinel)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v file >/dev/null 2>&1 || need_apt+=(file)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # Other jobs on the machine may hold the dpkg lock: wait for it instead of failing.
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
-# Redis is started per test on its own port; the packaged service is not needed.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
-  systemctl stop redis-server || true
+# Redis, the sentinels and promtool are started per test on ports of their own; the packaged
+# services (which the packages may start on their default ports) are not needed.
+if command -v systemctl >/dev/null 2>&1; then
+  for unit in redis-server redis-sentinel prometheus; do
+    if systemctl is-active --quiet "$unit" 2>/dev/null; then
+      $SUDO systemctl stop "$unit" || true
+    fi
+  done
 fi
 
 if [ -f test/oidc-provider/package.json ] && [ ! -d test/oidc-provider/node_modules/oidc-provider ]; then

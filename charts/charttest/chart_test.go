@@ -99,6 +99,8 @@ type rendered struct {
 	netpols         []networkingv1.NetworkPolicy
 	ingresses       []networkingv1.Ingress
 	serviceMonitors []map[string]any
+	configMaps      []corev1.ConfigMap
+	prometheusRules []map[string]any
 	// nonSecretText is every rendered document except the Secrets, for leak checks.
 	nonSecretText []string
 }
@@ -114,6 +116,8 @@ var wantAPIVersion = map[string]string{
 	"NetworkPolicy":           "networking.k8s.io/v1",
 	"Ingress":                 "networking.k8s.io/v1",
 	"ServiceMonitor":          "monitoring.coreos.com/v1",
+	"PrometheusRule":          "monitoring.coreos.com/v1",
+	"ConfigMap":               "v1",
 }
 
 // decode splits helm's output into documents and decodes each one strictly (unknown or duplicate
@@ -186,16 +190,24 @@ func decode(t *testing.T, out string) *rendered {
 			r.ingresses = append(r.ingresses, networkingv1.Ingress{})
 			strict(t, doc, &r.ingresses[len(r.ingresses)-1])
 			meta = &r.ingresses[len(r.ingresses)-1].ObjectMeta
-		case "ServiceMonitor":
+		case "ConfigMap":
+			r.configMaps = append(r.configMaps, corev1.ConfigMap{})
+			strict(t, doc, &r.configMaps[len(r.configMaps)-1])
+			meta = &r.configMaps[len(r.configMaps)-1].ObjectMeta
+		case "ServiceMonitor", "PrometheusRule":
 			// No Go types for the Prometheus Operator here: strict YAML (no duplicate keys) only.
 			var sm map[string]any
 			strict(t, doc, &sm)
-			r.serviceMonitors = append(r.serviceMonitors, sm)
+			if tm.Kind == "ServiceMonitor" {
+				r.serviceMonitors = append(r.serviceMonitors, sm)
+			} else {
+				r.prometheusRules = append(r.prometheusRules, sm)
+			}
 			var om struct {
 				Metadata metav1.ObjectMeta `json:"metadata"`
 			}
 			if err := yaml.Unmarshal(doc, &om); err != nil {
-				t.Errorf("ServiceMonitor metadata: %v", err)
+				t.Errorf("%s metadata: %v", tm.Kind, err)
 			}
 			meta = &om.Metadata
 		}

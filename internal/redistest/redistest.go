@@ -1,10 +1,11 @@
 // Package redistest runs a real redis-server for tests, so that the Redis session store is tested
-// against the server it meets in production (expiry, Lua, reconnects) rather than a fake. Each
-// Start gets its own process on a free loopback port, without persistence, in a temporary
-// directory; Stop and Restart simulate an outage.
+// against the server it meets in production (expiry, Lua, reconnects, failover) rather than a fake.
+// Each Start gets its own process on a free loopback port, without persistence, in a temporary
+// directory; Stop and Restart simulate an outage. StartSentinel runs a primary, a replica and three
+// redis-sentinel processes; StartCluster runs a Redis Cluster made by `redis-cli --cluster create`.
 //
-// redis-server comes from Debian (scripts/setup-test-deps.sh installs it). Without it, Start skips
-// the test — or fails it under ZDGATE_E2E=required.
+// redis-server, redis-sentinel and redis-cli come from Debian (scripts/setup-test-deps.sh installs
+// them). Without them, the launchers skip the test — or fail it under ZDGATE_E2E=required.
 package redistest
 
 import (
@@ -25,7 +26,7 @@ import (
 )
 
 const (
-	howToInstall = "run make test-deps (installs Debian's redis-server)"
+	howToInstall = "run make test-deps (installs Debian's redis-server, redis-sentinel and redis-tools)"
 	readyTimeout = 10 * time.Second
 	stopTimeout  = 5 * time.Second
 	probeTimeout = 500 * time.Millisecond
@@ -39,6 +40,8 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	// argv is the command line after bin; nil runs a plain redis-server (serverArgs).
+	argv func(s *Server) []string
 	logs logBuffer
 
 	mu   sync.Mutex
@@ -57,24 +60,40 @@ type process struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := e2e.LookPath(t, howToInstall, "redis-server")
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s, err := launch(t, bin, "redis-server", nil, nil)
+	if err != nil {
+		t.Fatalf("redistest.Start: %v", err)
+	}
+	return s
+}
+
+// launch starts a process of bin on a free port (trying again when the port is taken meanwhile)
+// and registers its cleanup. prepare, if set, runs before each try, once the port is chosen (a
+// cluster node's bus port, a sentinel's configuration file); its error ends the tries.
+func launch(t testing.TB, bin, name string, argv func(*Server) []string, prepare func(*Server) error) (*Server, error) {
+	t.Helper()
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), argv: argv}
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
-			t.Logf("redis-server log:\n%s", s.logs.String())
+			t.Logf("%s on port %d, log:\n%s", name, s.port, s.logs.String())
 		}
 	})
 	var err error
 	for range startTries {
 		if s.port, err = freePort(); err != nil {
-			break
+			return nil, err
+		}
+		if prepare != nil {
+			if err = prepare(s); err != nil {
+				return nil, err
+			}
 		}
 		if err = s.start(); err == nil {
-			return s
+			return s, nil
 		}
 	}
-	t.Fatalf("redistest.Start: %v", err)
-	return nil
+	return nil, err
 }
 
 // URL is the server's address as a redis:// URL for database 0.
@@ -82,6 +101,13 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// Running reports whether the process was started and not stopped since.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc != nil
+}
 
 // Stop kills the server (SIGKILL, as in a crash) and waits for it to exit; the port stays the
 // server's, so Restart brings it back at the same address. Stopping a stopped server does nothing.
@@ -97,7 +123,7 @@ func (s *Server) Stop() {
 	select {
 	case <-p.exited:
 	case <-time.After(stopTimeout):
-		s.t.Errorf("redistest: redis-server (pid %d) did not exit within %v", p.cmd.Process.Pid, stopTimeout)
+		s.t.Errorf("redistest: %s (pid %d) did not exit within %v", s.bin, p.cmd.Process.Pid, stopTimeout)
 	}
 }
 
@@ -111,16 +137,29 @@ func (s *Server) Restart() {
 	}
 }
 
-func (s *Server) start() error {
-	cmd := exec.Command(s.bin,
+// serverArgs is a redis-server's command line: loopback, this port, no persistence, logging to
+// stdout, then extra.
+func serverArgs(s *Server, extra ...string) []string {
+	return append([]string{
 		"--bind", "127.0.0.1",
 		"--port", strconv.Itoa(s.port),
 		"--save", "",
 		"--appendonly", "no",
+		// A replica's first sync starts at once, not after Redis' default 5s wait for more
+		// replicas: a replica that never synced cannot take over.
+		"--repl-diskless-sync-delay", "0",
 		"--dir", s.dir,
 		"--daemonize", "no",
 		"--logfile", "", // to stdout, which goes to the log buffer
-	)
+	}, extra...)
+}
+
+func (s *Server) start() error {
+	args := serverArgs(s)
+	if s.argv != nil {
+		args = s.argv(s)
+	}
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout = &s.logs
 	cmd.Stderr = &s.logs
 	setDeathSignal(cmd)
@@ -147,12 +186,12 @@ func (s *Server) start() error {
 			s.mu.Lock()
 			s.proc = nil
 			s.mu.Unlock()
-			return fmt.Errorf("redis-server on port %d exited before it was ready: %v", s.port, p.err)
+			return fmt.Errorf("%s on port %d exited before it was ready: %v", s.bin, s.port, p.err)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			return fmt.Errorf("redis-server on port %d not ready within %v: %v", s.port, readyTimeout, err)
+			return fmt.Errorf("%s on port %d not ready within %v: %v", s.bin, s.port, readyTimeout, err)
 		}
 	}
 }

@@ -104,11 +104,30 @@ func (s *Server) Count(what string) int {
 	return 0
 }
 
-// ResetCounts sets every counter to zero, e.g. after the login that a test's setup did.
+// ResetCounts sets every counter to zero and empties the Refreshes log, e.g. after the login that
+// a test's setup did.
 func (s *Server) ResetCounts() {
 	for _, c := range s.counts {
 		c.Store(0)
 	}
+	s.mu.Lock()
+	s.refreshLog = nil
+	s.mu.Unlock()
+}
+
+// Refresh is one refresh grant the IdP honoured: whose, in which IdP session, and when.
+type Refresh struct {
+	Subject, SID string
+	At           time.Time
+}
+
+// Refreshes lists the refresh grants honoured so far, oldest first, so a test can check who
+// refreshed when (say, once per session per re-check interval across a fleet). Count
+// ("token.refresh") minus len(Refreshes()) is the number of refresh requests refused.
+func (s *Server) Refreshes() []Refresh {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.refreshLog)
 }
 
 // NextIDToken lets mutate change the claims of the next ID token issued (code or refresh grant)

@@ -257,6 +257,38 @@ func TestCounts(t *testing.T) {
 	}
 }
 
+func TestRefreshesLogsHonouredGrantsOnly(t *testing.T) {
+	clk := newClock()
+	s := NewT(t, Options{Now: clk.Now})
+	p := newRP(t, s)
+	tok, idt := p.login(t)
+	sid, _ := claimsOf(t, idt)["sid"].(string)
+	if got := s.Refreshes(); len(got) != 0 {
+		t.Fatalf("Refreshes() after a login = %v; want none", got)
+	}
+	clk.Advance(time.Minute)
+	tok2, err := p.refresh(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.refresh(tok) // the rotated token: refused, not logged
+	wantInvalidGrant(t, "replayed refresh token", err)
+	got := s.Refreshes()
+	if len(got) != 1 || got[0].Subject != "user-1" || got[0].SID != sid || !got[0].At.Equal(clk.Now()) {
+		t.Errorf("Refreshes() = %+v; want one for user-1 in session %q at %v", got, sid, clk.Now())
+	}
+	if n := s.Count("token.refresh"); n != 2 {
+		t.Errorf("Count(token.refresh) = %d; want 2 (one honoured, one refused)", n)
+	}
+	s.ResetCounts()
+	if _, err := p.refresh(tok2); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Refreshes(); len(got) != 1 {
+		t.Errorf("Refreshes() after ResetCounts and one refresh = %+v; want one", got)
+	}
+}
+
 func TestDisable(t *testing.T) {
 	s := NewT(t, Options{Disable: []string{"userinfo", "introspection", "end_session", "revocation"}})
 	p := newRP(t, s)

@@ -125,6 +125,7 @@ type Server struct {
 	uiSubject  map[string]string
 	nextMutate func(map[string]any)
 	nextRaw    func(map[string]any) string
+	refreshLog []Refresh // successful refresh grants, oldest first
 }
 
 // countNames are the names Count knows; "token" counts token requests of other grant types.

@@ -158,6 +158,7 @@ func (s *Server) refreshGrant(c Client, form url.Values) (map[string]any, *oauth
 	} else {
 		delete(s.refresh, tok)
 	}
+	s.refreshLog = append(s.refreshLog, Refresh{Subject: rt.g.sub, SID: rt.g.sid, At: s.now()})
 	s.mu.Unlock()
 	resp, err := s.issue(rt.g, u, "", keep)
 	if err != nil {

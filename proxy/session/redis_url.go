@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -177,7 +178,9 @@ func (e *redisEndpoint) newClient(timeout time.Duration) redis.UniversalClient {
 	case e.cluster != nil:
 		o := e.cluster
 		fill(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.DialerRetries, &o.ContextTimeoutEnabled)
-		return redis.NewClusterClient(o)
+		c := redis.NewClusterClient(o)
+		c.AddHook(reloadOnFailure{c})
+		return c
 	default:
 		o := e.simple
 		fill(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.DialerRetries, &o.ContextTimeoutEnabled)
@@ -208,4 +211,38 @@ func redactRedisURL(raw string) string {
 	}
 	u.RawQuery = q.Encode()
 	return u.Redacted()
+}
+
+// reloadOnFailure makes a cluster client look for a new slot map whenever a command fails. On its
+// own, go-redis keeps dialling a master that was killed, even after its replica took over, until
+// its periodic reload (ClusterStateReloadInterval, 60s by default; redis/go-redis#3979): a
+// minute of 503s for a third of the sessions. The reloads run in the background and go-redis
+// coalesces them (one at a time, 200ms apart), so an outage costs a few CLUSTER SLOTS a second.
+type reloadOnFailure struct{ c *redis.ClusterClient }
+
+func (h reloadOnFailure) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadOnFailure) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.check(err)
+		return err
+	}
+}
+
+func (h reloadOnFailure) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.check(pipelineErr(cmds, err))
+		return err
+	}
+}
+
+// check reloads after any failure but a missing key, which is an answer. Other replies that are
+// errors do not occur in the store's commands, except CLUSTERDOWN and MOVED, which call for a
+// reload too.
+func (h reloadOnFailure) check(err error) {
+	if err != nil && !errors.Is(err, redis.Nil) {
+		h.c.ReloadState(context.Background())
+	}
 }
