@@ -59,6 +59,8 @@ type Config struct {
 	ClaimOrganization, ClaimOrganizationID, ClaimTags, ClaimRole, ClaimCustomRoleID string
 	ClaimLocale, ClaimPhone, ClaimRemotePhotoURL                                    string
 	ZendeskAllowedRole, ClaimUserField                                              []string
+	ZendeskMessagingEmail                                                           string
+	ZendeskLocaleMap                                                                []string
 
 	LogFormat, LogLevel string
 	ShutdownTimeout     time.Duration
@@ -124,9 +126,11 @@ func (c *Config) options() *optionSet {
 	s.str(&c.ClaimOrganizationID, "zendesk-claim-organization-id", "", "IdP claim mapped to SSO/SDK organization_id")
 	s.str(&c.ClaimTags, "zendesk-claim-tags", "", "IdP claim mapped to SSO/SDK tags (replaces the user's tags)")
 	s.str(&c.ClaimRole, "zendesk-claim-role", "", "IdP claim mapped to SSO/SDK role (only values in --zendesk-allowed-role)")
-	s.list(&c.ZendeskAllowedRole, "zendesk-allowed-role", nil, false, "role values the role claim may carry (end-user, agent, admin)")
+	s.list(&c.ZendeskAllowedRole, "zendesk-allowed-role", nil, false, "Zendesk roles the role claim may grant: user, agent or admin (Zendesk's SSO role values; end users are \"user\")")
 	s.str(&c.ClaimCustomRoleID, "zendesk-claim-custom-role-id", "", "IdP claim mapped to SSO/SDK custom_role_id")
-	s.str(&c.ClaimLocale, "zendesk-claim-locale", "", "IdP claim mapped to SSO/SDK locale")
+	s.str(&c.ClaimLocale, "zendesk-claim-locale", "", "IdP claim mapped to SSO/SDK locale, sent as a Zendesk locale id: a number as it is, a tag (en-US) through --zendesk-locale-map and the built-in table; anything else is refused")
+	s.list(&c.ZendeskLocaleMap, "zendesk-locale-map", nil, false, "TAG=ID: a BCP 47 tag and its Zendesk locale id (from /api/v2/locales/public.json); built in: en-US=1, de=8")
+	s.str(&c.ZendeskMessagingEmail, "zendesk-messaging-email", "verified", "email in Messaging tokens: verified (only an IdP-verified email, with email_verified:true) or omit (never; avoids Zendesk's 409 when a verified email moves to another external_id)")
 	s.str(&c.ClaimPhone, "zendesk-claim-phone", "", "IdP claim mapped to SSO/SDK phone")
 	s.str(&c.ClaimRemotePhotoURL, "zendesk-claim-remote-photo-url", "", "IdP claim mapped to SSO/SDK remote_photo_url")
 	s.list(&c.ClaimUserField, "zendesk-claim-user-field", nil, false, "FIELD=CLAIM: IdP claim mapped to SSO/SDK user_fields.FIELD")
@@ -250,6 +254,14 @@ func (c *Config) Validate() error {
 			bad("zendesk-claim-user-field", "want FIELD=CLAIM, got %q", f)
 		}
 	}
+	if _, err := tokens.ParseMessagingEmail(c.ZendeskMessagingEmail); err != nil {
+		bad("zendesk-messaging-email", "must be verified or omit, got %q", c.ZendeskMessagingEmail)
+	}
+	for _, l := range c.ZendeskLocaleMap {
+		if _, _, ok := parseLocaleMapping(l); !ok {
+			bad("zendesk-locale-map", "want TAG=ID with a positive Zendesk locale id, e.g. fr=16, got %q", l)
+		}
+	}
 	if err := c.mapping().Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -304,6 +316,14 @@ func (c *Config) mapping() tokens.Mapping {
 		RoleClaim: c.ClaimRole, CustomRoleIDClaim: c.ClaimCustomRoleID, LocaleClaim: c.ClaimLocale,
 		PhoneClaim: c.ClaimPhone, RemotePhotoURLClaim: c.ClaimRemotePhotoURL, AllowedRoles: c.ZendeskAllowedRole,
 	}
+	for _, l := range c.ZendeskLocaleMap {
+		if tag, id, ok := parseLocaleMapping(l); ok {
+			if m.Locales == nil {
+				m.Locales = map[string]int{}
+			}
+			m.Locales[tag] = id
+		}
+	}
 	for _, f := range c.ClaimUserField {
 		if k, v, ok := strings.Cut(f, "="); ok {
 			if m.UserFields == nil {
@@ -313,6 +333,14 @@ func (c *Config) mapping() tokens.Mapping {
 		}
 	}
 	return m
+}
+
+// parseLocaleMapping reads one --zendesk-locale-map entry, TAG=ID.
+func parseLocaleMapping(s string) (tag string, id int, ok bool) {
+	tag, v, found := strings.Cut(s, "=")
+	id, numeric := tokens.ParseLocaleID(strings.TrimSpace(v))
+	tag = strings.TrimSpace(tag)
+	return tag, id, found && numeric && tag != ""
 }
 
 // scopes accepts "openid email" as well as repeated flags.

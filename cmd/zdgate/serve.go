@@ -104,6 +104,7 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 	a.watch(clientSecret, cfg.OIDCClientSecretFile)
 
 	signers := map[tokens.Flavor]*tokens.Signer{}
+	emailPolicy, _ := tokens.ParseMessagingEmail(cfg.ZendeskMessagingEmail) // checked by Validate
 	addSigner := func(f tokens.Flavor, flag, value, file string, parse func(string) (tokens.Key, error), ttl time.Duration) {
 		if value == "" && file == "" {
 			return
@@ -114,7 +115,11 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 			return
 		}
 		a.watch(s, file)
-		signer, err := tokens.NewSigner(tokens.Config{Flavor: f, Keys: keySource{s}, TTL: ttl})
+		tc := tokens.Config{Flavor: f, Keys: keySource{s}, TTL: ttl}
+		if f == tokens.Messaging {
+			tc.MessagingEmail = emailPolicy
+		}
+		signer, err := tokens.NewSigner(tc)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--%s: %v", flag, err))
 			return
