@@ -16,6 +16,7 @@ type metrics struct {
 	idpChecks     *prometheus.CounterVec
 	injections    *prometheus.CounterVec
 	sessionsEnded *prometheus.CounterVec
+	widgetEvents  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -39,8 +40,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zdgate_sessions_ended_total", Help: "Sessions ended, by reason (sign_out, revoked, policy, backchannel, expired).",
 		}, []string{"reason"}),
+		widgetEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zdgate_widget_events_total", Help: "Failures the loader reported to /zendesk/events, by flavor, event (login_failed, token_failed, widget_missing) and reason (a fixed list; everything else is other).",
+		}, []string{"flavor", "event", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.minted, m.idpChecks, m.injections, m.sessionsEnded} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.minted, m.idpChecks, m.injections, m.sessionsEnded, m.widgetEvents} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

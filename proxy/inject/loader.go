@@ -245,6 +245,16 @@ func (i *Injector) Tag(nonce string) []byte {
 	return i.loaderTag(nonce)
 }
 
+// WidgetTag returns the tag of Zendesk's widget snippet (Config.WidgetScriptURL) with nonce, or
+// nil when none is configured. zdgate's own pages (the signed-out page) use it with Tag, so the
+// loader can log the widget out there.
+func (i *Injector) WidgetTag(nonce string) []byte {
+	if i.widgetURL == "" {
+		return nil
+	}
+	return i.widgetTag(nonce)
+}
+
 func (i *Injector) loaderTag(nonce string) []byte {
 	return scriptTag("", i.scriptPath+"?v="+i.version, nonce)
 }
