@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	stdhtml "html"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -140,8 +142,14 @@ func TestMetricsAndLogsOfAScriptedSession(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("token = %d", res.StatusCode)
 	}
-	// Sign out follows the redirect to the IdP's end_session, which POSTs a back-channel logout.
-	b.get(st.url + "/oauth2/sign_out")
+	// Sign out: the signed-out page continues to the IdP's end_session, which POSTs a back-channel
+	// logout.
+	_, outPage := b.get(st.url + "/oauth2/sign_out")
+	next := regexp.MustCompile(`data-next="([^"]*)"`).FindStringSubmatch(outPage)
+	if next == nil {
+		t.Fatalf("sign-out answered no signed-out page:\n%s", outPage)
+	}
+	b.get(stdhtml.UnescapeString(next[1]))
 
 	// /metrics is only on --metrics-listen.
 	if res, body := b.get(st.url+"/metrics", "Accept", "text/plain"); strings.Contains(body, "zdgate_http_requests_total") {
