@@ -454,4 +454,3 @@ async function main() {
 }
 main().catch((e) => { console.log('harness error: ' + e.stack); });
 `
-
