@@ -18,8 +18,9 @@ import (
 // counted as "other", so a browser cannot grow the metric's cardinality.
 var widgetEventReasons = map[string][]string{
 	// loginCallback got Zendesk's LoginFailedError. Zendesk documents its type and a free-text
-	// reason but no list of reasons, so this list is zdgate's: the Sunshine Conversations error
-	// codes a login can fail with, plus "unknown" for an error without a reason.
+	// reason but no list of reasons, so this list is zdgate's: error codes of Sunshine
+	// Conversations (which Messaging runs on), such as invalid_auth and conflict, plus expired,
+	// network and "unknown" for an error without a reason. The WARN line carries any other.
 	"login_failed": {"invalid_auth", "unauthorized", "forbidden", "conflict", "expired", "bad_request", "not_found", "network", "unknown"},
 	// The token route refused or failed (not a plain 401 "signed out"): its error code, "claim"
 	// for any claim_<name>, or what the loader saw.
