@@ -36,14 +36,8 @@ const (
 // just left; "cookies" and "storage" are not sent (see README, "Widget lifecycle").
 func (p *Proxy) signedOutPage(w http.ResponseWriter, r *http.Request, v signedOutView) error {
 	nonce := randomNonce()
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Clear-Site-Data", `"cache"`)
-	h.Set("Content-Security-Policy", "script-src 'nonce-"+nonce+"' 'strict-dynamic'; style-src 'nonce-"+nonce+"'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+	privatePage(w.Header(), "script-src 'nonce-"+nonce+"' 'strict-dynamic'; style-src 'nonce-"+nonce+"'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+	w.Header().Set("Clear-Site-Data", `"cache"`)
 	var scripts, refresh template.HTML
 	if inj := p.cfg.Injector; inj != nil {
 		scripts = template.HTML(string(inj.Tag(nonce)) + string(inj.WidgetTag(nonce)))
@@ -59,6 +53,17 @@ func (p *Proxy) signedOutPage(w http.ResponseWriter, r *http.Request, v signedOu
 		"Nonce": nonce, "Scripts": scripts, "Refresh": refresh, "Next": v.Next, "Link": v.Link,
 		"Message": v.Message, "Wait": signedOutWaitMS,
 	})
+}
+
+// privatePage sets the headers of zdgate's own HTML pages that concern one person (the SSO form,
+// the signed-out page): never cached, never a referrer, no sniffing, and their CSP.
+func privatePage(h http.Header, csp string) {
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", csp)
 }
 
 var signedOutTmpl = template.Must(template.New("signed-out").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">

@@ -50,13 +50,7 @@ func (p *Proxy) sso(w http.ResponseWriter, r *http.Request) error {
 		action += "?" + url.Values{"return_to": {returnTo}}.Encode()
 	}
 	nonce := randomNonce()
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action https://"+p.cfg.ZendeskSubdomain+".zendesk.com; base-uri 'none'; frame-ancestors 'none'")
+	privatePage(w.Header(), "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action https://"+p.cfg.ZendeskSubdomain+".zendesk.com; base-uri 'none'; frame-ancestors 'none'")
 	return ssoForm.Execute(w, map[string]string{"Action": action, "JWT": jwt, "Nonce": nonce})
 }
 
