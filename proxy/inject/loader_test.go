@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zdgate/zdgate/internal/e2e"
 )
 
 func TestNewRejectsBadConfig(t *testing.T) {
@@ -162,10 +164,7 @@ func TestServeScript(t *testing.T) {
 // Node, when Node is installed. The real widget is exercised by the browser
 // test; this pins the loader's own behaviour.
 func TestAuthJSInNode(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not installed")
-	}
+	node := e2e.LookPath(t, "run `make test-deps` (installs Debian's nodejs)", "node")
 	dir := t.TempDir()
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
