@@ -26,6 +26,16 @@ import (
 	"github.com/zdgate/zdgate/oidc/oidctest"
 )
 
+// signedOutNext is where zdgate's signed-out page continues (its data-next), "" if body is not
+// that page.
+func signedOutNext(body string) string {
+	m := regexp.MustCompile(`id="zdgate-signed-out" data-next="([^"]*)"`).FindStringSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return stdhtml.UnescapeString(m[1])
+}
+
 // browserless is an HTTP client that logs in through the demo IdP's form like a person would.
 type browserless struct {
 	t *testing.T
@@ -145,11 +155,11 @@ func TestMetricsAndLogsOfAScriptedSession(t *testing.T) {
 	// Sign out: the signed-out page continues to the IdP's end_session, which POSTs a back-channel
 	// logout.
 	_, outPage := b.get(st.url + "/oauth2/sign_out")
-	next := regexp.MustCompile(`data-next="([^"]*)"`).FindStringSubmatch(outPage)
-	if next == nil {
+	next := signedOutNext(outPage)
+	if next == "" {
 		t.Fatalf("sign-out answered no signed-out page:\n%s", outPage)
 	}
-	b.get(stdhtml.UnescapeString(next[1]))
+	b.get(next)
 
 	// /metrics is only on --metrics-listen.
 	if res, body := b.get(st.url+"/metrics", "Accept", "text/plain"); strings.Contains(body, "zdgate_http_requests_total") {
