@@ -19,7 +19,8 @@ type signedOutView struct {
 }
 
 // signedOutWaitMS bounds how long the page waits for the widget (window.zE) before it continues
-// anyway; the meta refresh is the fallback for a browser that runs no script at all.
+// anyway, when zdgate put a widget snippet on it (--zendesk-snippet-key); without one the page
+// looks once and moves on. The meta refresh is the fallback for a browser that runs no script.
 const (
 	signedOutWaitMS      = 4000
 	signedOutRefreshSecs = "8"
@@ -39,8 +40,13 @@ func (p *Proxy) signedOutPage(w http.ResponseWriter, r *http.Request, v signedOu
 	privatePage(w.Header(), "script-src 'nonce-"+nonce+"' 'strict-dynamic'; style-src 'nonce-"+nonce+"'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 	w.Header().Set("Clear-Site-Data", `"cache"`)
 	var scripts, refresh template.HTML
+	wait := 0 // no widget snippet on the page: nothing to wait for
 	if inj := p.cfg.Injector; inj != nil {
-		scripts = template.HTML(string(inj.Tag(nonce)) + string(inj.WidgetTag(nonce)))
+		widget := inj.WidgetTag(nonce)
+		if widget != nil {
+			wait = signedOutWaitMS
+		}
+		scripts = template.HTML(string(inj.Tag(nonce)) + string(widget))
 	}
 	if v.Next != "" && !v.Link {
 		wait := signedOutRefreshSecs
@@ -51,7 +57,7 @@ func (p *Proxy) signedOutPage(w http.ResponseWriter, r *http.Request, v signedOu
 	}
 	return signedOutTmpl.Execute(w, map[string]any{
 		"Nonce": nonce, "Scripts": scripts, "Refresh": refresh, "Next": v.Next, "Link": v.Link,
-		"Message": v.Message, "Wait": signedOutWaitMS,
+		"Message": v.Message, "Wait": wait,
 	})
 }
 

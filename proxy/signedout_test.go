@@ -71,6 +71,9 @@ func TestSignedOutPageRunsTheWidgetLogout(t *testing.T) {
 	if !strings.Contains(body, `src="/zendesk/auth.js?v=`) || !strings.Contains(body, `src="https://static.zdassets.com/ekr/snippet.js?key=k"`) {
 		t.Errorf("page %s; want the loader and the widget snippet", body)
 	}
+	if !strings.Contains(body, `data-wait="4000"`) {
+		t.Errorf("page %s; want a bounded wait for the widget", body)
+	}
 	// A meta refresh continues even where no script runs.
 	if !strings.Contains(body, `http-equiv="refresh"`) {
 		t.Errorf("page %s; want a meta refresh fallback", body)
@@ -90,6 +93,10 @@ func TestSignedOutPageWithoutEndSessionGoesToRD(t *testing.T) {
 	res, body := st.do(st.client, "POST", "/oauth2/sign_out?rd=/bye", nil)
 	if next, _ := signedOutNext(t, res, body); next != "/bye" {
 		t.Fatalf("next = %q; want /bye", next)
+	}
+	// No widget snippet on this page (no --zendesk-snippet-key): nothing to wait for.
+	if !strings.Contains(body, `data-wait="0"`) {
+		t.Errorf("page %s; want data-wait=\"0\" without a widget snippet", body)
 	}
 	// A hostile rd is never where the page goes.
 	res, body = st.do(st.client, "GET", "/oauth2/sign_out?rd="+url.QueryEscape("https://evil.example/"), nil)

@@ -186,8 +186,8 @@
   }
 
   // whenWidget calls fn(zE) once window.zE exists. It polls with backoff (25 ms doubling to
-  // POLL_MAX_MS). With a limit, it gives up after limit ms and calls onTimeout; without one it
-  // never gives up, and reports "widget_missing" once after REPORT_AFTER_MS.
+  // POLL_MAX_MS). With a limit (ms, 0 = look once), it gives up after it and calls onTimeout;
+  // without one it never gives up, and reports "widget_missing" once after REPORT_AFTER_MS.
   function whenWidget(fn, limit, onTimeout) {
     var delay = 25;
     var waited = 0;
@@ -198,11 +198,11 @@
         fn(zE);
         return;
       }
-      if (limit && waited >= limit) {
+      if (limit !== undefined && waited >= limit) {
         onTimeout();
         return;
       }
-      if (!limit && !told && waited >= REPORT_AFTER_MS) {
+      if (limit === undefined && !told && waited >= REPORT_AFTER_MS) {
         told = true;
         warn('the Zendesk widget (window.zE) has not appeared yet; still waiting');
         report('widget_missing', 'timeout');
@@ -358,7 +358,10 @@
   function signedOutPage(el) {
     var next = el.getAttribute('data-next') || '';
     var link = el.getAttribute('data-link') === 'true';
-    var wait = parseInt(el.getAttribute('data-wait'), 10) || 4000;
+    var wait = parseInt(el.getAttribute('data-wait'), 10); // 0: the page has no widget to wait for
+    if (isNaN(wait) || wait < 0) {
+      wait = 4000;
+    }
     var moved = false;
     function go() {
       if (!moved && next && !link) {

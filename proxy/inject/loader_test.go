@@ -387,6 +387,11 @@ async function main() {
     q.run(messaging);
     await tick(30);
     check(JSON.stringify(q.moves) === '["replace /bye"]' && s2.get('zdgate:widget-user') === 'U1', 'signed-out page without widget: ' + JSON.stringify(q.moves));
+    // zdgate put no widget snippet on the page (data-wait 0): it moves on at once.
+    const q0 = page({ signedOut: { 'data-next': '/now', 'data-link': 'false', 'data-wait': 0 } });
+    q0.run(messaging);
+    await realTick();
+    check(JSON.stringify(q0.moves) === '["replace /now"]', 'signed-out page, nothing to wait for: ' + JSON.stringify(q0.moves));
     // Zendesk's remote logout: logout, but stay (the link is the way back).
     const r = page({ zENow: true, signedOut: { 'data-next': 'https://acme.zendesk.com/hc', 'data-link': 'true' } });
     r.run(messaging);
