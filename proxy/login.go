@@ -142,9 +142,7 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) error {
 func (p *Proxy) signOut(w http.ResponseWriter, r *http.Request) error {
 	rd := p.safeRedirect(r.URL.Query().Get("rd"))
 	target := p.endSession(w, r, rd)
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, target, http.StatusFound)
-	return nil
+	return p.signedOutPage(w, r, signedOutView{Next: target})
 }
 
 // endSession clears the session and returns where to send the browser: the IdP's end_session

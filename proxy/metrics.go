@@ -19,6 +19,7 @@ type metrics struct {
 	injections    *prometheus.CounterVec
 	sessionsEnded *prometheus.CounterVec
 	errors        *prometheus.CounterVec
+	widgetEvents  *prometheus.CounterVec
 
 	routesMu sync.Mutex
 	routes   map[string]*routeMetrics
@@ -46,13 +47,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "zdgate_sessions_ended_total", Help: "Sessions ended, by reason (sign_out, revoked, policy, backchannel, expired).",
 		}, []string{"reason"}),
 		routes: map[string]*routeMetrics{},
+		widgetEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zdgate_widget_events_total", Help: "Failures the loader reported to /zendesk/events, by flavor, event (login_failed, token_failed, widget_missing) and reason (a fixed list; everything else is other).",
+		}, []string{"flavor", "event", "reason"}),
 	}
 	// The public error codes (docs/reference.md §2) say why requests fail, so alerts can tell an IdP outage
 	// (idp_unavailable) from a Redis one (session_store_unavailable) or refused mints (claim_*).
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "zdgate_http_errors_total", Help: "Requests answered with an error, by route template and public error code (idp_unavailable, session_store_unavailable, ...).",
 	}, []string{"route", "code"})
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.minted, m.idpChecks, m.injections, m.sessionsEnded, m.errors} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.minted, m.idpChecks, m.injections, m.sessionsEnded, m.errors, m.widgetEvents} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

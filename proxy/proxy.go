@@ -93,6 +93,7 @@ type Proxy struct {
 	bearers      *bearerCache
 	states       *usedStates
 	invalid      *routeMetrics // series of requests refused before routing (bad path)
+	eventLimits  *eventLimiter
 	ready        func() bool
 	shuttingDown sync.Once
 	draining     chan struct{}
@@ -146,16 +147,17 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		m:        m,
-		trust:    trust(cfg.TrustedProxies),
-		skip:     pathRules(cfg.SkipAuth),
-		injSkip:  pathRules(cfg.InjectSkip),
-		recent:   newRecentChecks(10_000),
-		bearers:  newBearerCache(10_000),
-		states:   newUsedStates(10_000),
-		draining: make(chan struct{}),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		m:           m,
+		trust:       trust(cfg.TrustedProxies),
+		skip:        pathRules(cfg.SkipAuth),
+		injSkip:     pathRules(cfg.InjectSkip),
+		recent:      newRecentChecks(10_000),
+		bearers:     newBearerCache(10_000),
+		states:      newUsedStates(10_000),
+		eventLimits: newEventLimiter(),
+		draining:    make(chan struct{}),
 	}
 	p.invalid = m.route("invalid")
 	p.ready = cfg.OIDC.Ready
@@ -194,6 +196,7 @@ func (p *Proxy) routes() *http.ServeMux {
 	h("GET /zendesk/sso", "/zendesk/sso", p.sso)
 	h("GET /zendesk/sso/logout", "/zendesk/sso/logout", p.ssoLogout)
 	h("GET /zendesk/auth.js", "/zendesk/auth.js", p.script)
+	h("POST /zendesk/events", "/zendesk/events", p.events)
 	h("GET /healthz", "/healthz", p.healthz)
 	h("GET /readyz", "/readyz", p.readyz)
 	// Everything else, including unknown /oauth2/ and /zendesk/ paths and odd methods, is the app's.

@@ -44,21 +44,19 @@ func (p *Proxy) sso(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.m.minted.WithLabelValues(string(tokens.SSO)).Inc()
 	action := "https://" + p.cfg.ZendeskSubdomain + ".zendesk.com/access/jwt"
+	if returnTo != "" {
+		// As Zendesk's own examples do: return_to is a query parameter of /access/jwt, the JWT
+		// the body of the POST (github.com/zendesk/zendesk_jwt_sso_examples).
+		action += "?" + url.Values{"return_to": {returnTo}}.Encode()
+	}
 	nonce := randomNonce()
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action https://"+p.cfg.ZendeskSubdomain+".zendesk.com; base-uri 'none'; frame-ancestors 'none'")
-	return ssoForm.Execute(w, map[string]string{"Action": action, "JWT": jwt, "ReturnTo": returnTo, "Nonce": nonce})
+	privatePage(w.Header(), "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action https://"+p.cfg.ZendeskSubdomain+".zendesk.com; base-uri 'none'; frame-ancestors 'none'")
+	return ssoForm.Execute(w, map[string]string{"Action": action, "JWT": jwt, "Nonce": nonce})
 }
 
 var ssoForm = template.Must(template.New("sso").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signing you in…</title></head>
 <body><form method="post" action="{{.Action}}" id="zdgate-sso">
-<input type="hidden" name="jwt" value="{{.JWT}}">{{if .ReturnTo}}
-<input type="hidden" name="return_to" value="{{.ReturnTo}}">{{end}}
+<input type="hidden" name="jwt" value="{{.JWT}}">
 <noscript><button type="submit">Continue to the help center</button></noscript>
 </form><script nonce="{{.Nonce}}">document.getElementById("zdgate-sso").submit();</script></body></html>
 `))
@@ -113,16 +111,10 @@ func (p *Proxy) ssoLogout(w http.ResponseWriter, r *http.Request) error {
 				back.Set("return_to", returnTo)
 			}
 			if end := p.cfg.OIDC.EndSessionURL(s.IDToken, p.cfg.PublicURL.String()+"/zendesk/sso/logout?"+back.Encode()); end != "" {
-				w.Header().Set("Cache-Control", "no-store")
-				http.Redirect(w, r, end, http.StatusFound)
-				return nil
+				return p.signedOutPage(w, r, signedOutView{Next: end})
 			}
 		}
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 	msg := ""
 	if q.Get("kind") == "error" {
 		msg = q.Get("message")
@@ -130,14 +122,8 @@ func (p *Proxy) ssoLogout(w http.ResponseWriter, r *http.Request) error {
 			msg = msg[:300]
 		}
 	}
-	return signedOut.Execute(w, map[string]string{"ReturnTo": returnTo, "Message": msg})
+	return p.signedOutPage(w, r, signedOutView{Next: returnTo, Link: true, Message: msg})
 }
-
-var signedOut = template.Must(template.New("out").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}</style></head>
-<body><h1>You are signed out</h1>{{if .Message}}<p>The help center said: {{.Message}}</p>{{end}}
-{{if .ReturnTo}}<p><a href="{{.ReturnTo}}">Back to the help center</a></p>{{end}}</body></html>
-`))
 
 // sdk is the Support SDK's JWT endpoint: Zendesk's servers POST the app's user_token (an IdP access
 // token) form-encoded; the answer is {"jwt": "..."} for a confirmed user, 401 otherwise.

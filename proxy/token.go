@@ -16,7 +16,9 @@ import (
 )
 
 // token mints a fresh Zendesk JWT for the session (or the bearer access token of a native app):
-// {"jwt": "...", "expires_at": <exp>}, never cached, never for a cross-site browser request.
+// {"jwt": "...", "expires_at": <exp>, "user": "<opaque>"}, never cached, never for a cross-site
+// browser request. user is widgetUser's keyed hash of the external_id, so the loader can tell a
+// user switch from a reload without ever storing who the user is.
 func (p *Proxy) token(w http.ResponseWriter, r *http.Request) error {
 	if err := p.sameOrigin(r); err != nil {
 		return err
@@ -52,7 +54,8 @@ func (p *Proxy) identity(w http.ResponseWriter, r *http.Request) (oidc.Identity,
 	return id, err
 }
 
-// mint signs a token of signer's flavor for id and writes it as JSON.
+// mint signs a token of signer's flavor for id and writes it as JSON; withExp adds the token
+// route's expires_at and user.
 func (p *Proxy) mint(w http.ResponseWriter, signer *tokens.Signer, id oidc.Identity, withExp bool) error {
 	u, err := p.cfg.Mapping.User(id.Claims)
 	if err != nil {
@@ -62,21 +65,43 @@ func (p *Proxy) mint(w http.ResponseWriter, signer *tokens.Signer, id oidc.Ident
 	if err != nil {
 		return claimsError(err)
 	}
+	var user string
+	if withExp {
+		if user, err = p.widgetUser(u.ExternalID); err != nil {
+			return err
+		}
+	}
 	p.m.minted.WithLabelValues(string(signer.Flavor())).Inc()
-	// A compact JWT is base64url and dots: nothing to escape, so the answer is built directly.
-	buf := make([]byte, 0, len(jwt)+40)
+	// A compact JWT and the user digest are base64url (and dots): nothing to escape, so the answer
+	// is built directly.
+	buf := make([]byte, 0, len(jwt)+80)
 	buf = append(buf, `{"jwt":"`...)
 	buf = append(buf, jwt...)
 	buf = append(buf, '"')
 	if withExp {
 		buf = append(buf, `,"expires_at":`...)
 		buf = strconv.AppendInt(buf, exp.Unix(), 10)
+		buf = append(buf, `,"user":"`...)
+		buf = append(buf, user...)
+		buf = append(buf, '"')
 	}
 	buf = append(buf, "}\n"...)
 	noStoreJSON(w.Header())
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(buf)
 	return err
+}
+
+// widgetUser is the opaque value the loader remembers as "the user the widget is logged in as":
+// a keyed hash (session.Sealer.Digest, keyed by the cookie secret) of the Zendesk external_id, the
+// identity Zendesk itself keys the widget on. It reveals neither the external_id nor the email,
+// and cannot be computed without the cookie secret.
+func (p *Proxy) widgetUser(externalID string) (string, error) {
+	d, err := p.cfg.Sealer.Digest("widget user", []byte(externalID))
+	if err != nil {
+		return "", errUnavailable("internal_error", err)
+	}
+	return d, nil
 }
 
 // claimsError turns a claim mapping or signing refusal into a public code, naming the claim only.

@@ -69,7 +69,9 @@ type User struct {
 	OrganizationID string // the organization's external ID in Zendesk
 	Role           string // user, agent or admin
 	CustomRoleID   string
-	Locale         string
+	// Locale is a Zendesk locale id (a number, as Zendesk documents it);
+	// 0 means none. [Mapping.User] maps BCP 47 tags through [LocaleIDs].
+	Locale         int
 	Phone          string
 	RemotePhotoURL string
 	Tags           []string
@@ -108,7 +110,7 @@ type ssoClaims struct {
 	Tags           []string       `json:"tags,omitempty"`
 	Role           string         `json:"role,omitempty"`
 	CustomRoleID   string         `json:"custom_role_id,omitempty"`
-	Locale         string         `json:"locale,omitempty"`
+	Locale         int            `json:"locale,omitempty"`
 	Phone          string         `json:"phone,omitempty"`
 	RemotePhotoURL string         `json:"remote_photo_url,omitempty"`
 	UserFields     map[string]any `json:"user_fields,omitempty"`
@@ -156,8 +158,16 @@ func (r rules) check(f Flavor, u User) error {
 	if r.emailRequired && (u.Email == "" || !u.EmailVerified) {
 		errs = append(errs, fmt.Errorf("tokens: %s: %w", f, ErrEmailRequired))
 	}
-	if u.Email != "" && u.EmailVerified && !utf8.ValidString(u.Email) {
-		errs = append(errs, &ClaimError{Claim: claimEmail, Reason: "not valid UTF-8"})
+	if u.Email != "" && u.EmailVerified {
+		switch {
+		case !utf8.ValidString(u.Email):
+			errs = append(errs, &ClaimError{Claim: claimEmail, Reason: "not valid UTF-8"})
+		case r.emailASCII && !isASCII(u.Email):
+			errs = append(errs, &ClaimError{Claim: claimEmail, Reason: chatEmailRule})
+		}
+	}
+	if u.Locale < 0 {
+		errs = append(errs, &ClaimError{Claim: claimLocale, Reason: "a negative locale id"})
 	}
 	if r.nameRequired && u.Name == "" {
 		errs = append(errs, &ClaimError{Claim: claimName, Reason: "missing"})

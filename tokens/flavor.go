@@ -80,12 +80,20 @@ type rules struct {
 	jti             bool          // claims carry a random, unique jti
 	profile         bool          // organization, tags, role, user_fields... allowed
 	emailRequired   bool          // a verified email is required
+	emailASCII      bool          // the email must be ASCII (Chat: no accented characters)
 	nameRequired    bool          // a name is required
 	expRequired     bool          // exp is always present
 	externalIDLimit int           // in characters
 	maxLifetime     time.Duration // largest exp-iat Zendesk accepts (Verify); 0 = none documented
 	mintCap         time.Duration // longest lifetime a Signer mints; 0 = no cap
 	defaultTTL      time.Duration // used when Config.TTL is 0
+	// What Zendesk itself documents, as opposed to zdgate's stricter
+	// contract above: token verify reports a broken Zendesk rule as an
+	// error and a broken zdgate rule as a warning.
+	zendeskIDLimit    bool // externalIDLimit is Zendesk's documented limit
+	zendeskIDOptional bool // Zendesk documents external_id as optional
+	zendeskIAT        bool // Zendesk documents iat as required
+	zendeskExp        bool // Zendesk documents exp as required
 }
 
 const (
@@ -106,21 +114,32 @@ const (
 func (f Flavor) rules() rules {
 	switch f {
 	case Messaging:
+		// Messaging's claim table (Zendesk, Unity SDK authentication page):
+		// external_id required, "The maximum length is 255 characters";
+		// exp optional; iat not listed.
 		return rules{
 			kid: true, scope: true, expRequired: true,
 			externalIDLimit: 255, defaultTTL: 10 * time.Minute,
+			zendeskIDLimit: true,
 		}
 	case Chat:
 		return rules{
-			emailRequired: true, nameRequired: true, expRequired: true,
+			emailRequired: true, emailASCII: true, nameRequired: true, expRequired: true,
 			externalIDLimit: 200, maxLifetime: chatMaxLifetime, mintCap: chatMintCap, defaultTTL: chatMintCap,
+			// Chat documents iat and exp as required and no external_id
+			// limit (support.zendesk.com/hc/en-us/articles/4408838925082).
+			zendeskIAT: true, zendeskExp: true,
 		}
 	case SSO, SDK:
 		// Zendesk documents no external_id limit for SSO; 255 is the
 		// limit of a Zendesk user's external_id elsewhere.
+		// SSO's attribute table: iat, jti, email, name required;
+		// external_id optional ("If your users are uniquely identified by
+		// something other than an email address...").
 		return rules{
 			jti: true, profile: true, emailRequired: true, nameRequired: true,
-			externalIDLimit: 255,
+			externalIDLimit:   255,
+			zendeskIDOptional: true, zendeskIAT: true,
 		}
 	}
 	return rules{}

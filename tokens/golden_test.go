@@ -33,11 +33,11 @@ func TestGolden(t *testing.T) {
 		},
 		{
 			flavor: SSO, user: fullUser(),
-			want: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpYXQiOjE3MDAwMDAwMDAsImp0aSI6IjAwMDEwMjAzLTA0MDUtNDYwNy04ODA5LTBhMGIwYzBkMGUwZiIsImVtYWlsIjoiYWRhQGV4YW1wbGUuY29tIiwibmFtZSI6IkFkYSBMb3ZlbGFjZSIsImV4dGVybmFsX2lkIjoidXNlci00MiIsIm9yZ2FuaXphdGlvbiI6IkFuYWx5dGljYWwgRW5naW5lcyIsIm9yZ2FuaXphdGlvbl9pZCI6Im9yZy03IiwidGFncyI6WyJ2aXAiLCJiZXRhIl0sInJvbGUiOiJhZ2VudCIsImN1c3RvbV9yb2xlX2lkIjoiMzYwMDAxIiwibG9jYWxlIjoiZW4tR0IiLCJwaG9uZSI6Iis0NDEyMzQ1Njc4OTAiLCJyZW1vdGVfcGhvdG9fdXJsIjoiaHR0cHM6Ly9leGFtcGxlLmNvbS9hZGEucG5nIiwidXNlcl9maWVsZHMiOnsicGxhbiI6ImdvbGQiLCJzZWF0cyI6M319.2MZLZGSjFOv8cccj5oEP-wHlF3z_zk9nHpLDsFbHOkM",
+			want: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpYXQiOjE3MDAwMDAwMDAsImp0aSI6IjAwMDEwMjAzLTA0MDUtNDYwNy04ODA5LTBhMGIwYzBkMGUwZiIsImVtYWlsIjoiYWRhQGV4YW1wbGUuY29tIiwibmFtZSI6IkFkYSBMb3ZlbGFjZSIsImV4dGVybmFsX2lkIjoidXNlci00MiIsIm9yZ2FuaXphdGlvbiI6IkFuYWx5dGljYWwgRW5naW5lcyIsIm9yZ2FuaXphdGlvbl9pZCI6Im9yZy03IiwidGFncyI6WyJ2aXAiLCJiZXRhIl0sInJvbGUiOiJhZ2VudCIsImN1c3RvbV9yb2xlX2lkIjoiMzYwMDAxIiwibG9jYWxlIjo4LCJwaG9uZSI6Iis0NDEyMzQ1Njc4OTAiLCJyZW1vdGVfcGhvdG9fdXJsIjoiaHR0cHM6Ly9leGFtcGxlLmNvbS9hZGEucG5nIiwidXNlcl9maWVsZHMiOnsicGxhbiI6ImdvbGQiLCJzZWF0cyI6M319.fFXU8fhVqRgUQAXh42aRz7yH_G_AOOfZ-6bEF4w8Tuk",
 			claims: map[string]any{"iat": 1700000000.0, "jti": "00010203-0405-4607-8809-0a0b0c0d0e0f",
 				"email": "ada@example.com", "name": "Ada Lovelace", "external_id": "user-42",
 				"organization": "Analytical Engines", "organization_id": "org-7", "tags": []any{"vip", "beta"},
-				"role": "agent", "custom_role_id": "360001", "locale": "en-GB", "phone": "+441234567890",
+				"role": "agent", "custom_role_id": "360001", "locale": 8.0, "phone": "+441234567890",
 				"remote_photo_url": "https://example.com/ada.png",
 				"user_fields":      map[string]any{"plan": "gold", "seats": 3.0}},
 		},

@@ -34,7 +34,7 @@ func fullUser() User {
 		OrganizationID: "org-7",
 		Role:           "agent",
 		CustomRoleID:   "360001",
-		Locale:         "en-GB",
+		Locale:         8,
 		Phone:          "+441234567890",
 		RemotePhotoURL: "https://example.com/ada.png",
 		Tags:           []string{"vip", "beta"},

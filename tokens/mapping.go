@@ -52,6 +52,9 @@ type Mapping struct {
 	TagsClaim           string // a JSON array of strings, or one string
 	RoleClaim           string // needs AllowedRoles
 	CustomRoleIDClaim   string
+	// LocaleClaim's value becomes SSO's numeric locale: a locale id as it
+	// is, or a BCP 47 tag looked up in Locales and then the built-in
+	// [LocaleIDs]. Any other value is a *ClaimError, never passed through.
 	LocaleClaim         string
 	PhoneClaim          string
 	RemotePhotoURLClaim string
@@ -62,6 +65,10 @@ type Mapping struct {
 	AllowedRoles []string
 	// UserFields maps a Zendesk user field key to the IdP claim filling it.
 	UserFields map[string]string
+	// Locales adds BCP 47 tags (any case, "_" or "-") to the table that
+	// maps LocaleClaim values to Zendesk locale ids; it wins over the
+	// built-in entries.
+	Locales map[string]int
 }
 
 // Validate reports every problem with the mapping at once and changes
@@ -96,6 +103,14 @@ func (m Mapping) Validate() error {
 		}
 		if m.UserFields[key] == "" {
 			bad("UserFields", "user field %q has no IdP claim", key)
+		}
+	}
+	for _, tag := range slices.Sorted(maps.Keys(m.Locales)) {
+		if _, numeric := ParseLocaleID(tag); normLocale(tag) == "" || numeric {
+			bad("Locales", "%q is not a locale tag such as fr or pt-BR", tag)
+		}
+		if m.Locales[tag] <= 0 {
+			bad("Locales", "%q: the Zendesk locale id must be a positive number", tag)
 		}
 	}
 	return errors.Join(errs...)
@@ -139,7 +154,6 @@ func (m Mapping) User(claims map[string]any) (User, error) {
 		{m.OrganizationClaim, claimOrganization, &u.Organization},
 		{m.OrganizationIDClaim, claimOrganizationID, &u.OrganizationID},
 		{m.CustomRoleIDClaim, claimCustomRoleID, &u.CustomRoleID},
-		{m.LocaleClaim, claimLocale, &u.Locale},
 		{m.PhoneClaim, claimPhone, &u.Phone},
 		{m.RemotePhotoURLClaim, claimRemotePhotoURL, &u.RemotePhotoURL},
 	}
@@ -151,6 +165,21 @@ func (m Mapping) User(claims map[string]any) (User, error) {
 			errs = append(errs, err)
 		} else {
 			*o.dst = v
+		}
+	}
+
+	if m.LocaleClaim != "" {
+		switch v, ok, err := scalar(claims, m.LocaleClaim, claimLocale); {
+		case err != nil:
+			errs = append(errs, err)
+		case !ok:
+		default:
+			id, known := localeID(v, m.Locales)
+			if !known {
+				errs = append(errs, &ClaimError{Claim: m.LocaleClaim, For: claimLocale,
+					Reason: "neither a Zendesk locale id nor a tag in the locale table (add it with --zendesk-locale-map TAG=ID)"})
+			}
+			u.Locale = id
 		}
 	}
 

@@ -169,7 +169,7 @@ func TestMappingProfile(t *testing.T) {
 	}
 	want := User{
 		ExternalID: "abc", Name: "Ada", Email: "ada@example.com", EmailVerified: true,
-		Organization: "support", OrganizationID: "o1", Role: "agent", CustomRoleID: "1", Locale: "de", Phone: "+1",
+		Organization: "support", OrganizationID: "o1", Role: "agent", CustomRoleID: "1", Locale: 8, Phone: "+1",
 		Tags: []string{"zendesk-agents"}, UserFields: map[string]any{"plan": "gold", "seats": 4.0},
 	}
 	if !reflect.DeepEqual(u, want) {

@@ -29,6 +29,8 @@ type Config struct {
 	// Rand is where sso/sdk jti values come from; nil means crypto/rand.
 	// It must be safe for concurrent use if Sign is called concurrently.
 	Rand io.Reader
+	// MessagingEmail is the messaging email policy; "" means EmailVerified.
+	MessagingEmail MessagingEmail
 }
 
 // Signer mints tokens of one flavor. It holds no secret of its own (it asks
@@ -40,6 +42,8 @@ type Signer struct {
 	ttl    time.Duration // effective lifetime; 0 = no exp claim
 	now    func() time.Time
 	rand   io.Reader
+
+	omitEmail bool // messaging: never send the email (EmailOmit)
 }
 
 // NewSigner checks cfg and returns a Signer for it. It reports every
@@ -58,6 +62,9 @@ func NewSigner(cfg Config) (*Signer, error) {
 	} else if cfg.TTL > 0 && cfg.TTL < time.Second {
 		errs = append(errs, fmt.Errorf("tokens: TTL %v is under the one-second resolution of exp", cfg.TTL))
 	}
+	if err := checkEmailPolicy(cfg.Flavor, cfg.MessagingEmail); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -69,6 +76,7 @@ func NewSigner(cfg Config) (*Signer, error) {
 		now:    cfg.Now,
 		rand:   cfg.Rand,
 	}
+	s.omitEmail = cfg.MessagingEmail == EmailOmit
 	if s.ttl == 0 {
 		s.ttl = s.rules.defaultTTL
 	}
@@ -134,7 +142,7 @@ func (s *Signer) Sign(u User) (token string, exp time.Time, err error) {
 	switch s.flavor {
 	case Messaging:
 		c := &messagingClaims{Scope: scopeUser, ExternalID: u.ExternalID, Name: u.Name, stamps: stamps}
-		if u.Email != "" && u.EmailVerified {
+		if u.Email != "" && u.EmailVerified && !s.omitEmail {
 			c.Email, c.EmailVerified = u.Email, true
 		}
 		claims = c

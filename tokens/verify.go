@@ -31,12 +31,17 @@ type VerifyOptions struct {
 type Result struct {
 	Header map[string]any // nil if the token could not be decoded
 	Claims map[string]any // nil if the token could not be decoded
-	// Problems has one line per broken rule, in a fixed order: header,
-	// signature, then claims. Empty means valid.
+	// Problems has one line per broken rule that Zendesk documents (or an
+	// unusable token: bad signature, not a JWT), in a fixed order: header,
+	// signature, then claims. Empty means Zendesk should accept it.
 	Problems []string
+	// Warnings has one line per broken rule of zdgate's stricter contract
+	// (docs/reference.md §4) that Zendesk does not document: a token with warnings
+	// only is one Zendesk accepts, but not one zdgate would mint.
+	Warnings []string
 }
 
-// Valid reports whether no rule was broken.
+// Valid reports whether no Zendesk rule was broken.
 func (r *Result) Valid() bool { return len(r.Problems) == 0 }
 
 // Err is nil for a valid token, else every problem joined, for callers that
@@ -56,13 +61,29 @@ func (r *Result) addf(format string, args ...any) {
 	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
 }
 
-// Verify checks token against every rule zdgate's contract (docs/reference.md §4) sets
-// for the flavor: signature (HS256 with the raw secret, via golang-jwt),
-// header and claims. It reports every broken rule, not only the first,
-// because a person debugging a Zendesk 401 wants the whole list. It
-// checks the contract zdgate mints to, which is stricter than Zendesk in
-// places: external_id and iat are required in every flavor and exp in
-// messaging.
+// warnf records a broken zdgate rule that Zendesk does not document.
+func (r *Result) warnf(format string, args ...any) {
+	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
+}
+
+// zendeskOr records a problem when Zendesk documents the rule, else a
+// warning.
+func (r *Result) zendeskOr(zendesk bool, format string, args ...any) {
+	if zendesk {
+		r.addf(format, args...)
+	} else {
+		r.warnf(format, args...)
+	}
+}
+
+// Verify checks token against every rule of the flavor (docs/reference.md §4): signature (HS256
+// with the raw secret, via golang-jwt), header and claims. It reports every
+// broken rule, not only the first, because a person debugging a Zendesk
+// 401 wants the whole list, and it keeps Zendesk's documented rules
+// (Problems) apart from the stricter contract zdgate mints to (Warnings:
+// external_id in SSO, iat and exp in messaging, an email only with
+// email_verified:true, chat's 200-character external_id), so that a token
+// Zendesk accepts is never called invalid.
 func Verify(token string, opt VerifyOptions) *Result {
 	r := &Result{}
 	now := opt.Now
@@ -130,7 +151,8 @@ func checkHeader(r *Result, f Flavor, ru rules, known bool, wantKID string) {
 	}
 	if !ru.kid {
 		if hasKID {
-			r.addf("kid present; %s tokens carry none (a messaging token?)", f)
+			// Zendesk ignores an extra header field; it hints at a mix-up.
+			r.warnf("kid present; %s tokens carry none (a messaging token?)", f)
 		}
 		return
 	}
@@ -187,11 +209,11 @@ func (k claimChecker) check() {
 		}
 	}
 	k.externalID()
-	iat, iatOK := k.seconds(claimIssuedAt, true)
+	iat, iatOK := k.seconds(claimIssuedAt, true, k.ru.zendeskIAT)
 	if iatOK && iat.After(k.now.Add(clockSkew)) {
-		k.r.addf("iat is in the future (%s), beyond %v of clock skew", iat.UTC().Format(time.RFC3339), clockSkew)
+		k.r.zendeskOr(k.ru.zendeskIAT, "iat is in the future (%s), beyond %v of clock skew", iat.UTC().Format(time.RFC3339), clockSkew)
 	}
-	exp, expOK := k.seconds(claimExpiry, k.ru.expRequired)
+	exp, expOK := k.seconds(claimExpiry, k.ru.expRequired, k.ru.zendeskExp)
 	if expOK {
 		if !k.now.Before(exp) {
 			k.r.addf("expired at %s", exp.UTC().Format(time.RFC3339))
@@ -231,7 +253,7 @@ func (k claimChecker) check() {
 func (k claimChecker) externalID() {
 	v, ok := k.c[claimExternalID]
 	if !ok {
-		k.r.addf("external_id missing")
+		k.r.zendeskOr(!k.ru.zendeskIDOptional, "external_id missing")
 		return
 	}
 	s, isStr := v.(string)
@@ -239,9 +261,9 @@ func (k claimChecker) externalID() {
 	case !isStr:
 		k.r.addf("external_id is %s; want a string (Zendesk answers 401 otherwise)", describeType(v))
 	case s == "":
-		k.r.addf("external_id is empty")
+		k.r.zendeskOr(!k.ru.zendeskIDOptional, "external_id is empty")
 	case n > k.ru.externalIDLimit:
-		k.r.addf("external_id is %d characters; %s allows %d", n, k.f, k.ru.externalIDLimit)
+		k.r.zendeskOr(k.ru.zendeskIDLimit, "external_id is %d characters; %s allows %d", n, k.f, k.ru.externalIDLimit)
 	}
 }
 
@@ -254,6 +276,8 @@ func (k claimChecker) email() {
 		k.r.addf("email is not a string")
 	case hasEmail && v == "":
 		k.r.addf("email is empty")
+	case hasEmail && k.ru.emailASCII && !isASCII(v.(string)):
+		k.r.addf("email %s", chatEmailRule)
 	}
 	ev, hasEV := k.c[claimEmailVerified]
 	if hasEV {
@@ -262,7 +286,9 @@ func (k claimChecker) email() {
 		}
 	}
 	if k.f == Messaging && hasEmail && ev != true {
-		k.r.addf("email present without email_verified:true (messaging must not carry an unverified email)")
+		// Zendesk then ignores the email ("If false, email will not be
+		// used to identify the user"); zdgate never mints one.
+		k.r.warnf("email present without email_verified:true (messaging must not carry an unverified email)")
 	}
 }
 
@@ -282,6 +308,9 @@ func (k claimChecker) profile() {
 			k.r.addf("user_fields is %s; want a JSON object", describeType(v))
 		}
 	}
+	if v, ok := k.c[claimLocale]; ok {
+		k.locale(v)
+	}
 	for _, name := range []string{claimOrganization, claimOrganizationID, claimPhone, claimRemotePhotoURL} {
 		if v, ok := k.c[name]; ok && !isString(v) {
 			k.r.addf("%s is %s; want a string", name, describeType(v))
@@ -289,12 +318,35 @@ func (k claimChecker) profile() {
 	}
 }
 
-// seconds reads a NumericDate claim and reports what is wrong with it.
-func (k claimChecker) seconds(name string, required bool) (time.Time, bool) {
+// locale checks SSO's locale: "The locale in Zendesk, specified as a
+// number" (the SSO attribute table). Zendesk's own sample request sends a
+// string of digits ("locale_id":"8"), so that is only a warning; a tag
+// such as "en-US" is an error.
+func (k claimChecker) locale(v any) {
+	switch v := v.(type) {
+	case json.Number:
+		if id, err := v.Int64(); err != nil || id <= 0 {
+			k.r.addf("locale is not a positive whole number (a Zendesk locale id)")
+		}
+	case string:
+		if _, ok := ParseLocaleID(v); ok {
+			k.r.warnf("locale is a string of digits; Zendesk documents a number")
+		} else {
+			k.r.addf("locale is %q; want a Zendesk locale id (a number such as 1 for en-US), not a language tag", v)
+		}
+	default:
+		k.r.addf("locale is %s; want a number (a Zendesk locale id)", describeType(v))
+	}
+}
+
+// seconds reads a NumericDate claim and reports what is wrong with it. A
+// missing claim is an error when Zendesk requires it and a warning when
+// only zdgate does.
+func (k claimChecker) seconds(name string, required, zendesk bool) (time.Time, bool) {
 	v, ok := k.c[name]
 	if !ok {
 		if required {
-			k.r.addf("%s missing", name)
+			k.r.zendeskOr(zendesk, "%s missing", name)
 		}
 		return time.Time{}, false
 	}

@@ -49,7 +49,9 @@ func TestVerifyValid(t *testing.T) {
 }
 
 // TestVerifyRules breaks one rule at a time, for every flavor it applies
-// to, and expects exactly that rule's problem.
+// to, and expects exactly that rule's problem: as a Problem where Zendesk
+// documents the rule, as a Warning (and a token Zendesk accepts) for the
+// flavors in policy, where only zdgate's stricter contract has it.
 func TestVerifyRules(t *testing.T) {
 	now := fixedNow.Unix()
 	all := Flavors()
@@ -66,6 +68,8 @@ func TestVerifyRules(t *testing.T) {
 		verify  []byte // secret Verify is given; nil = testSecret
 		keyID   string
 		want    func(f Flavor) []string
+		policy  []Flavor              // flavors where want is a zdgate warning, not a Zendesk problem
+		warns   func(Flavor) []string // warnings besides the problems; nil = none
 	}{
 		{
 			name: "wrong secret", flavors: all, signer: []byte("another secret"),
@@ -118,6 +122,7 @@ func TestVerifyRules(t *testing.T) {
 		},
 		{
 			name: "kid on a flavor without one", flavors: noKID, edit: func(h, _ map[string]any) { h["kid"] = testKID },
+			policy: noKID,
 			want: func(f Flavor) []string {
 				return []string{fmt.Sprintf("kid present; %s tokens carry none (a messaging token?)", f)}
 			},
@@ -132,7 +137,8 @@ func TestVerifyRules(t *testing.T) {
 		},
 		{
 			name: "external_id missing", flavors: all, edit: func(_, c map[string]any) { delete(c, "external_id") },
-			want: fixed("external_id missing"),
+			policy: []Flavor{SSO, SDK},
+			want:   fixed("external_id missing"),
 		},
 		{
 			name: "external_id number", flavors: all, edit: func(_, c map[string]any) { c["external_id"] = 42 },
@@ -140,23 +146,27 @@ func TestVerifyRules(t *testing.T) {
 		},
 		{
 			name: "external_id empty", flavors: all, edit: func(_, c map[string]any) { c["external_id"] = "" },
-			want: fixed("external_id is empty"),
+			policy: []Flavor{SSO, SDK},
+			want:   fixed("external_id is empty"),
 		},
 		{
 			name: "external_id over the limit", flavors: all,
-			edit: func(_, c map[string]any) { c["external_id"] = strings.Repeat("é", 256) },
+			edit:   func(_, c map[string]any) { c["external_id"] = strings.Repeat("é", 256) },
+			policy: []Flavor{Chat, SSO, SDK},
 			want: func(f Flavor) []string {
 				return []string{fmt.Sprintf("external_id is 256 characters; %s allows %d", f, f.ExternalIDLimit())}
 			},
 		},
 		{
 			name: "external_id at chat's limit plus one", flavors: []Flavor{Chat},
-			edit: func(_, c map[string]any) { c["external_id"] = strings.Repeat("日", 201) },
-			want: fixed("external_id is 201 characters; chat allows 200"),
+			edit:   func(_, c map[string]any) { c["external_id"] = strings.Repeat("日", 201) },
+			policy: []Flavor{Chat},
+			want:   fixed("external_id is 201 characters; chat allows 200"),
 		},
 		{
 			name: "iat missing", flavors: all, edit: func(_, c map[string]any) { delete(c, "iat") },
-			want: fixed("iat missing"),
+			policy: []Flavor{Messaging},
+			want:   fixed("iat missing"),
 		},
 		{
 			name: "iat in milliseconds", flavors: all, edit: func(_, c map[string]any) { c["iat"] = now * 1000 },
@@ -172,12 +182,14 @@ func TestVerifyRules(t *testing.T) {
 		},
 		{
 			name: "iat beyond clock skew", flavors: all,
-			edit: func(_, c map[string]any) { c["iat"] = now + 121 },
-			want: fixed("iat is in the future (2023-11-14T22:15:21Z), beyond 2m0s of clock skew"),
+			edit:   func(_, c map[string]any) { c["iat"] = now + 121 },
+			policy: []Flavor{Messaging},
+			want:   fixed("iat is in the future (2023-11-14T22:15:21Z), beyond 2m0s of clock skew"),
 		},
 		{
 			name: "exp missing", flavors: []Flavor{Messaging, Chat}, edit: func(_, c map[string]any) { delete(c, "exp") },
-			want: fixed("exp missing"),
+			policy: []Flavor{Messaging},
+			want:   fixed("exp missing"),
 		},
 		{
 			name: "expired", flavors: all, edit: func(_, c map[string]any) { c["iat"], c["exp"] = now-400, now },
@@ -213,13 +225,15 @@ func TestVerifyRules(t *testing.T) {
 		},
 		{
 			name: "email without email_verified", flavors: []Flavor{Messaging},
-			edit: func(_, c map[string]any) { delete(c, "email_verified") },
-			want: fixed("email present without email_verified:true (messaging must not carry an unverified email)"),
+			edit:   func(_, c map[string]any) { delete(c, "email_verified") },
+			policy: []Flavor{Messaging},
+			want:   fixed("email present without email_verified:true (messaging must not carry an unverified email)"),
 		},
 		{
 			name: "email with email_verified false", flavors: []Flavor{Messaging},
-			edit: func(_, c map[string]any) { c["email_verified"] = false },
-			want: fixed("email present without email_verified:true (messaging must not carry an unverified email)"),
+			edit:   func(_, c map[string]any) { c["email_verified"] = false },
+			policy: []Flavor{Messaging},
+			want:   fixed("email present without email_verified:true (messaging must not carry an unverified email)"),
 		},
 		{
 			name: "email_verified as a string", flavors: []Flavor{Chat, SSO, SDK},
@@ -228,9 +242,9 @@ func TestVerifyRules(t *testing.T) {
 		},
 		{
 			name: "email_verified as a string in messaging", flavors: []Flavor{Messaging},
-			edit: func(_, c map[string]any) { c["email_verified"] = "true" },
-			want: fixed("email_verified is a string; want a JSON boolean",
-				"email present without email_verified:true (messaging must not carry an unverified email)"),
+			edit:  func(_, c map[string]any) { c["email_verified"] = "true" },
+			want:  fixed("email_verified is a string; want a JSON boolean"),
+			warns: fixed("email present without email_verified:true (messaging must not carry an unverified email)"),
 		},
 		{
 			name: "name missing", flavors: []Flavor{Chat, SSO, SDK}, edit: func(_, c map[string]any) { delete(c, "name") },
@@ -271,11 +285,21 @@ func TestVerifyRules(t *testing.T) {
 					tok = tok[:strings.LastIndexByte(tok, '.')+1]
 				}
 				r := Verify(tok, VerifyOptions{Flavor: f, Secret: verify, KeyID: tt.keyID, Now: clock})
-				if want := tt.want(f); !slices.Equal(r.Problems, want) {
-					t.Errorf("Verify() problems = %q; want %q", r.Problems, want)
+				problems, warnings := tt.want(f), []string(nil)
+				if tt.warns != nil {
+					warnings = tt.warns(f)
 				}
-				if r.Err() == nil {
-					t.Errorf("Verify().Err() = nil; want an error")
+				if slices.Contains(tt.policy, f) {
+					problems, warnings = nil, problems
+				}
+				if !slices.Equal(r.Problems, problems) {
+					t.Errorf("Verify() problems = %q; want %q", r.Problems, problems)
+				}
+				if !slices.Equal(r.Warnings, warnings) {
+					t.Errorf("Verify() warnings = %q; want %q", r.Warnings, warnings)
+				}
+				if (r.Err() == nil) != (len(problems) == 0) || r.Valid() != (len(problems) == 0) {
+					t.Errorf("Verify().Err() = %v, Valid() = %v; want an error exactly when Zendesk would refuse", r.Err(), r.Valid())
 				}
 			})
 		}
@@ -307,6 +331,8 @@ func TestVerifyBoundaries(t *testing.T) {
 		{"sso without exp", SSO, func(c map[string]any) { delete(c, "exp") }},
 		{"messaging without email", Messaging, func(c map[string]any) { delete(c, "email"); delete(c, "email_verified") }},
 		{"messaging without name", Messaging, func(c map[string]any) { delete(c, "name") }},
+		{"sso locale id", SSO, func(c map[string]any) { c["locale"] = 8 }},
+		{"chat ascii email", Chat, func(c map[string]any) { c["email"] = "o.connor+x@example.com" }},
 		{"sso profile claims", SDK, func(c map[string]any) {
 			c["role"], c["tags"], c["user_fields"], c["organization"] = "agent", []string{"a"}, map[string]any{"k": 1}, "Org"
 		}},
@@ -333,12 +359,14 @@ func TestVerifyReportsEveryProblem(t *testing.T) {
 		`scope is "appUser"; want "user"`,
 		"external_id is a number; want a string (Zendesk answers 401 otherwise)",
 		"iat looks like milliseconds; want seconds",
-		"exp missing",
 		"email_verified is a string; want a JSON boolean",
-		"email present without email_verified:true (messaging must not carry an unverified email)",
 	}
 	if !slices.Equal(r.Problems, want) {
 		t.Errorf("Verify() problems =\n%q\nwant\n%q", r.Problems, want)
+	}
+	wantWarn := []string{"exp missing", "email present without email_verified:true (messaging must not carry an unverified email)"}
+	if !slices.Equal(r.Warnings, wantWarn) {
+		t.Errorf("Verify() warnings =\n%q\nwant\n%q", r.Warnings, wantWarn)
 	}
 	for _, p := range want {
 		if err := r.Err(); err == nil || !strings.Contains(err.Error(), p) {
@@ -402,5 +430,51 @@ func TestResultErr(t *testing.T) {
 	}
 	if err := (&Result{}).Err(); err != nil {
 		t.Errorf("Err() of no problems = %v; want nil", err)
+	}
+}
+
+// TestVerifyZendeskRulesOnly checks the rules added from Zendesk's
+// documentation: SSO's numeric locale and Chat's ASCII email. A token
+// Zendesk accepts but zdgate would not mint has warnings and stays valid.
+func TestVerifyZendeskRulesOnly(t *testing.T) {
+	tests := []struct {
+		name     string
+		flavor   Flavor
+		edit     func(c map[string]any)
+		problems []string
+		warnings []string
+	}{
+		{"locale tag", SSO, func(c map[string]any) { c["locale"] = "en-US" },
+			[]string{`locale is "en-US"; want a Zendesk locale id (a number such as 1 for en-US), not a language tag`}, nil},
+		{"locale digits", SDK, func(c map[string]any) { c["locale"] = "8" },
+			nil, []string{"locale is a string of digits; Zendesk documents a number"}},
+		{"locale zero", SSO, func(c map[string]any) { c["locale"] = 0 },
+			[]string{"locale is not a positive whole number (a Zendesk locale id)"}, nil},
+		{"locale bool", SSO, func(c map[string]any) { c["locale"] = true },
+			[]string{"locale is a boolean; want a number (a Zendesk locale id)"}, nil},
+		{"chat accented email", Chat, func(c map[string]any) { c["email"] = "zoë@example.com" },
+			[]string{"email " + chatEmailRule}, nil},
+		{"messaging accented email is fine", Messaging, func(c map[string]any) { c["email"] = "zoë@example.com" }, nil, nil},
+		{"messaging minimal token Zendesk accepts", Messaging, func(c map[string]any) {
+			delete(c, "iat")
+			delete(c, "exp")
+			delete(c, "email_verified")
+		}, nil, []string{"iat missing", "exp missing",
+			"email present without email_verified:true (messaging must not carry an unverified email)"}},
+		{"sso without external_id", SSO, func(c map[string]any) { delete(c, "external_id") }, nil, []string{"external_id missing"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validClaims(tt.flavor)
+			tt.edit(c)
+			tok := craft(mustJSON(t, validHeader(tt.flavor)), mustJSON(t, c), []byte(testSecret))
+			r := Verify(tok, VerifyOptions{Flavor: tt.flavor, Secret: []byte(testSecret), Now: clock})
+			if !slices.Equal(r.Problems, tt.problems) || !slices.Equal(r.Warnings, tt.warnings) {
+				t.Errorf("Verify() = problems %q, warnings %q; want %q, %q", r.Problems, r.Warnings, tt.problems, tt.warnings)
+			}
+			if r.Valid() != (len(tt.problems) == 0) {
+				t.Errorf("Valid() = %v with problems %q", r.Valid(), r.Problems)
+			}
+		})
 	}
 }

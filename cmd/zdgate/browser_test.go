@@ -131,16 +131,18 @@ func TestBrowserLoginInjectsLoaderAndWidgetGetsVerifiedJWT(t *testing.T) {
 		t.Fatalf("claims = %v; want external_id %q (the IdP sub)", res.Claims, demoUser.Subject)
 	}
 
-	// Sign out; the next page (public, so it loads anonymously) makes the widget forget the user.
+	// Sign out: the signed-out page logs the widget out, then the IdP sends the browser to the
+	// public page, which loads anonymously: no token, and no second logout.
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(st.url+"/oauth2/sign_out?rd=/public/help"),
-		chromedp.WaitVisible(chromedp.CSS(`#zd-standin`)),
-		waitJS(`window.__zdDemo.logouts > 0`),
+		waitJS(`location.pathname === '/public/help' && window.__zdDemo && window.zdgate`),
+		waitJS(`document.getElementById('zd-status') !== null`),
 	)
 	if err != nil {
 		t.Fatalf("sign out: %v", err)
 	}
 	screenshot(t, ctx, "2-signed-out")
+	waitFor(t, "logoutUser on the signed-out page", func() bool { return indexOf(callsOf(st), "messenger.logoutUser", 0) >= 0 })
 	if n := eval[int](t, ctx, `window.__zdDemo.jwts.length`); n != 0 {
 		t.Fatalf("after sign out the widget received %d tokens; want none", n)
 	}

@@ -240,6 +240,9 @@ type ZendeskOptions struct {
 	ZendeskHost                                        []string
 	ZendeskSSOLogoutIdP                                bool
 	ZendeskTokenTTL                                    time.Duration
+	ZendeskMessagingEmail                              string
+
+	messagingEmail tokens.MessagingEmail
 }
 
 func (g *ZendeskOptions) options() []*option {
@@ -267,6 +270,12 @@ func (g *ZendeskOptions) options() []*option {
 		durationOpt(&g.ZendeskTokenTTL, "zendesk-token-ttl", 10*time.Minute,
 			fmt.Sprintf("lifetime of Messaging tokens (Chat tokens live at most %v)", shortDuration(tokens.Chat.MaxTTL()))).
 			into("tokens.Config.TTL (messaging, chat)").checks(positive(&g.ZendeskTokenTTL)),
+		strOpt(&g.ZendeskMessagingEmail, "zendesk-messaging-email", "verified",
+			"email in Messaging tokens: verified (only an IdP-verified email, with email_verified:true) or omit (never; avoids Zendesk's 409 when a verified email moves to another external_id)").
+			into("tokens.Config.MessagingEmail").oneOf("verified", "omit").checks(func() error {
+			g.messagingEmail, _ = tokens.ParseMessagingEmail(g.ZendeskMessagingEmail) // oneOf reports a bad value
+			return nil
+		}),
 	)
 }
 

@@ -13,11 +13,18 @@ import (
 	"github.com/zdgate/zdgate/oidc/oidctest"
 )
 
-// demoUser is the account the demo IdP knows.
-var demoUser = oidctest.User{
-	Subject: "demo-user-0001", Email: "alice@example.com", EmailVerified: true, Name: "Alice Example",
-	PreferredUsername: "alice", Password: "wonderland", Groups: []string{"staff", "support"},
-}
+// demoUser and demoUser2 are the accounts the demo IdP knows: two people, so a sign-out and a
+// login as someone else (a shared device) can be tried.
+var (
+	demoUser = oidctest.User{
+		Subject: "demo-user-0001", Email: "alice@example.com", EmailVerified: true, Name: "Alice Example",
+		PreferredUsername: "alice", Password: "wonderland", Groups: []string{"staff", "support"},
+	}
+	demoUser2 = oidctest.User{
+		Subject: "demo-user-0002", Email: "bob@example.com", EmailVerified: true, Name: "Bob Example",
+		PreferredUsername: "bob", Password: "builder", Groups: []string{"customers"},
+	}
+)
 
 // demoStack is everything `zdgate demo` runs, also used by the end-to-end tests.
 type demoStack struct {
@@ -36,6 +43,9 @@ type demoOptions struct {
 	flavor                string
 	logLevel              string
 	inject                bool
+	// For tests only (no flags): --auth-mode and --recheck-interval of the demo's zdgate.
+	authMode        string
+	recheckInterval time.Duration
 }
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
@@ -99,7 +109,7 @@ func startDemo(o demoOptions, logTo io.Writer) (*demoStack, error) {
 	}}
 	st.idp, err = oidctest.Start(oidctest.Options{
 		LoginForm: true,
-		Users:     []oidctest.User{demoUser},
+		Users:     []oidctest.User{demoUser, demoUser2},
 		Clients: []oidctest.Client{{
 			ID: "zdgate-demo", Secret: st.secrets["client"],
 			RedirectURIs:         []string{public + "/oauth2/callback"},
@@ -134,6 +144,12 @@ func startDemo(o demoOptions, logTo io.Writer) (*demoStack, error) {
 	cfg.ZendeskSnippetKey = o.snippetKey
 	cfg.Inject = o.inject
 	cfg.SkipAuthPath = []string{"^/public/"}
+	if o.authMode != "" {
+		cfg.AuthMode = o.authMode
+	}
+	if o.recheckInterval > 0 {
+		cfg.RecheckInterval = o.recheckInterval
+	}
 	cfg.LogFormat = "text"
 	cfg.LogLevel = o.logLevel
 	cfg.ShutdownTimeout = 5 * time.Second
@@ -176,6 +192,7 @@ zdgate demo — everything on loopback, no network needed.
 
   Open:        %s/
   Log in as:   %s / %s   (at the demo IdP's login page)
+       or as:  %s / %s   (sign out first, then log in as the other user: a shared device)
 
   Demo IdP:    %s   (real OpenID Connect: discovery, JWKS, PKCE, refresh, userinfo, back-channel logout)
   Sample app:  %s   (its pages contain no Zendesk code; zdgate injects the loader)
@@ -186,10 +203,10 @@ zdgate demo — everything on loopback, no network needed.
     messaging secret:  %s
     chat secret:       %s
 
-`, st.url, demoUser.PreferredUsername, demoUser.Password, st.idp.URL(), st.app.url, st.zdgate.metricsLn.Addr(),
+`, st.url, demoUser.PreferredUsername, demoUser.Password, demoUser2.PreferredUsername, demoUser2.Password, st.idp.URL(), st.app.url, st.zdgate.metricsLn.Addr(),
 		st.secrets["messaging_key_id"], st.secrets["messaging"], st.secrets["chat"])
 	if o.snippetKey == "" {
-		b.WriteString("  The page shows an OFFLINE STAND-IN for Zendesk's widget: it displays the JWT that\n  zE('messenger','loginUser') received and its claims. --zendesk-snippet-key loads the real widget.\n\n")
+		b.WriteString("  The page shows an OFFLINE STAND-IN for Zendesk's widget: it displays the JWT that\n  zE('messenger','loginUser') received and its claims, and a log of every widget call across pages\n  (login, logout, user switch, failures). --zendesk-snippet-key loads the real widget.\n\n")
 	}
 	fmt.Fprintf(&b, "  Check a token yourself:\n    echo -n '%s' | go run ./cmd/zdgate token verify --flavor messaging --key-id %s --secret-file - <JWT>\n\n  Ctrl-C stops the demo.\n\n",
 		st.secrets["messaging"], st.secrets["messaging_key_id"])

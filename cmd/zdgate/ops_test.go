@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	stdhtml "html"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +25,16 @@ import (
 
 	"github.com/zdgate/zdgate/oidc/oidctest"
 )
+
+// signedOutNext is where zdgate's signed-out page continues (its data-next), "" if body is not
+// that page.
+func signedOutNext(body string) string {
+	m := regexp.MustCompile(`id="zdgate-signed-out" data-next="([^"]*)"`).FindStringSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return stdhtml.UnescapeString(m[1])
+}
 
 // browserless is an HTTP client that logs in through the demo IdP's form like a person would.
 type browserless struct {
@@ -140,8 +152,14 @@ func TestMetricsAndLogsOfAScriptedSession(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("token = %d", res.StatusCode)
 	}
-	// Sign out follows the redirect to the IdP's end_session, which POSTs a back-channel logout.
-	b.get(st.url + "/oauth2/sign_out")
+	// Sign out: the signed-out page continues to the IdP's end_session, which POSTs a back-channel
+	// logout.
+	_, outPage := b.get(st.url + "/oauth2/sign_out")
+	next := signedOutNext(outPage)
+	if next == "" {
+		t.Fatalf("sign-out answered no signed-out page:\n%s", outPage)
+	}
+	b.get(next)
 
 	// /metrics is only on --metrics-listen.
 	if res, body := b.get(st.url+"/metrics", "Accept", "text/plain"); strings.Contains(body, "zdgate_http_requests_total") {

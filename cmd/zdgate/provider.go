@@ -23,7 +23,7 @@ type ProviderOptions struct {
 	ExternalIDClaim, ExternalIDPrefix, NameClaim                                    string
 	ClaimOrganization, ClaimOrganizationID, ClaimTags, ClaimRole, ClaimCustomRoleID string
 	ClaimLocale, ClaimPhone, ClaimRemotePhotoURL                                    string
-	ZendeskAllowedRole, ClaimUserField                                              []string
+	ZendeskAllowedRole, ClaimUserField, ZendeskLocaleMap                            []string
 
 	scopes  []string
 	mapping tokens.Mapping
@@ -49,8 +49,19 @@ func (g *ProviderOptions) options() []*option {
 		return nil
 	})
 	scopes.chart = chartHint{asString: true, desc: "--oidc-scopes [openid email profile offline_access], space-separated"}
-	role := listOpt(&g.ZendeskAllowedRole, "zendesk-allowed-role", nil, false, "role values the role claim may carry (end-user, agent, admin)").into("tokens.Mapping.AllowedRoles")
-	role.chart.itemEnum = []string{"end-user", "agent", "admin"}
+	role := listOpt(&g.ZendeskAllowedRole, "zendesk-allowed-role", nil, false, "Zendesk roles the role claim may grant: user, agent or admin (Zendesk's SSO role values; end users are \"user\")").into("tokens.Mapping.AllowedRoles")
+	role.chart.itemEnum = []string{"user", "agent", "admin"}
+	locales := listOpt(&g.ZendeskLocaleMap, "zendesk-locale-map", nil, false, "TAG=ID: a BCP 47 tag and its Zendesk locale id (from /api/v2/locales/public.json); built in: en-US=1, de=8").
+		into("tokens.Mapping.Locales").checks(func() error {
+		var errs []error
+		for _, l := range g.ZendeskLocaleMap {
+			if _, _, ok := parseLocaleMapping(l); !ok {
+				errs = append(errs, fmt.Errorf("want TAG=ID with a positive Zendesk locale id, e.g. fr=16, got %q", l))
+			}
+		}
+		return errors.Join(errs...)
+	})
+	locales.chart.itemPattern = "^[^=]+=[0-9]+$"
 	userField := listOpt(&g.ClaimUserField, "zendesk-claim-user-field", nil, false, "FIELD=CLAIM: IdP claim mapped to SSO/SDK user_fields.FIELD").
 		into("tokens.Mapping.UserFields").checks(func() error {
 		var errs []error
@@ -77,7 +88,8 @@ func (g *ProviderOptions) options() []*option {
 		claim(&g.ClaimRole, "zendesk-claim-role", "role", " (only values in --zendesk-allowed-role)"),
 		role,
 		claim(&g.ClaimCustomRoleID, "zendesk-claim-custom-role-id", "custom_role_id", ""),
-		claim(&g.ClaimLocale, "zendesk-claim-locale", "locale", ""),
+		strOpt(&g.ClaimLocale, "zendesk-claim-locale", "", "IdP claim mapped to SSO/SDK locale, sent as a Zendesk locale id: a number as it is, a tag (en-US) through --zendesk-locale-map and the built-in table; anything else is refused").into("tokens.Mapping"),
+		locales,
 		claim(&g.ClaimPhone, "zendesk-claim-phone", "phone", ""),
 		claim(&g.ClaimRemotePhotoURL, "zendesk-claim-remote-photo-url", "remote_photo_url", ""),
 		userField,
@@ -93,6 +105,14 @@ func (g *ProviderOptions) validate() []error {
 		RoleClaim: g.ClaimRole, CustomRoleIDClaim: g.ClaimCustomRoleID, LocaleClaim: g.ClaimLocale,
 		PhoneClaim: g.ClaimPhone, RemotePhotoURLClaim: g.ClaimRemotePhotoURL, AllowedRoles: g.ZendeskAllowedRole,
 	}
+	for _, l := range g.ZendeskLocaleMap {
+		if tag, id, ok := parseLocaleMapping(l); ok {
+			if g.mapping.Locales == nil {
+				g.mapping.Locales = map[string]int{}
+			}
+			g.mapping.Locales[tag] = id
+		}
+	}
 	for _, f := range g.ClaimUserField {
 		if k, v, ok := strings.Cut(f, "="); ok && k != "" && v != "" {
 			if g.mapping.UserFields == nil {
@@ -105,4 +125,12 @@ func (g *ProviderOptions) validate() []error {
 		return []error{err}
 	}
 	return nil
+}
+
+// parseLocaleMapping reads one --zendesk-locale-map entry, TAG=ID.
+func parseLocaleMapping(s string) (tag string, id int, ok bool) {
+	tag, v, found := strings.Cut(s, "=")
+	id, numeric := tokens.ParseLocaleID(strings.TrimSpace(v))
+	tag = strings.TrimSpace(tag)
+	return tag, id, found && numeric && tag != ""
 }

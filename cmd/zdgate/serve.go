@@ -110,7 +110,11 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 			return
 		}
 		a.watch(s, file)
-		signer, err := tokens.NewSigner(tokens.Config{Flavor: f, Keys: keySource{s}, TTL: ttl})
+		tc := tokens.Config{Flavor: f, Keys: keySource{s}, TTL: ttl}
+		if f == tokens.Messaging {
+			tc.MessagingEmail = cfg.messagingEmail
+		}
+		signer, err := tokens.NewSigner(tc)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--%s: %v", flag, err))
 			return

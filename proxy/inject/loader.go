@@ -65,6 +65,10 @@ type Config struct {
 	TokenPath string
 	// ScriptPath is where ServeScript is mounted (default /zendesk/auth.js).
 	ScriptPath string
+	// EventsPath is where auth.js reports widget failures (default /zendesk/events).
+	EventsPath string
+	// SignOutPath is the sign-out route window.zdgate.logout() goes to (default /oauth2/sign_out).
+	SignOutPath string
 	// WidgetScriptURL, if set, is Zendesk's widget snippet (see SnippetURL),
 	// injected after the loader unless the page already mentions ze-snippet
 	// or zdassets.com before the insertion point.
@@ -142,11 +146,18 @@ func New(cfg Config) (*Injector, error) {
 	if cfg.ScriptPath == "" {
 		cfg.ScriptPath = "/zendesk/auth.js"
 	}
-	if err := checkPath(cfg.TokenPath); err != nil {
-		errs = append(errs, fmt.Errorf("inject: TokenPath: %w", err))
+	if cfg.EventsPath == "" {
+		cfg.EventsPath = "/zendesk/events"
 	}
-	if err := checkPath(cfg.ScriptPath); err != nil {
-		errs = append(errs, fmt.Errorf("inject: ScriptPath: %w", err))
+	if cfg.SignOutPath == "" {
+		cfg.SignOutPath = "/oauth2/sign_out"
+	}
+	for _, p := range []struct{ name, path string }{
+		{"TokenPath", cfg.TokenPath}, {"ScriptPath", cfg.ScriptPath}, {"EventsPath", cfg.EventsPath}, {"SignOutPath", cfg.SignOutPath},
+	} {
+		if err := checkPath(p.path); err != nil {
+			errs = append(errs, fmt.Errorf("inject: %s: %w", p.name, err))
+		}
 	}
 	if cfg.WidgetScriptURL != "" {
 		u, err := url.Parse(cfg.WidgetScriptURL)
@@ -158,7 +169,7 @@ func New(cfg Config) (*Injector, error) {
 		return nil, errors.Join(errs...)
 	}
 
-	js, version, err := renderScript(cfg.Flavor, cfg.TokenPath)
+	js, version, err := renderScript(scriptConfig{Flavor: cfg.Flavor, TokenPath: cfg.TokenPath, EventsPath: cfg.EventsPath, SignOutPath: cfg.SignOutPath})
 	if err != nil {
 		return nil, err
 	}
@@ -203,21 +214,27 @@ func checkPath(p string) error {
 	return nil
 }
 
+// scriptConfig is the configuration written into auth.js.
+type scriptConfig struct {
+	Flavor      string `json:"flavor"`
+	TokenPath   string `json:"tokenPath"`
+	EventsPath  string `json:"eventsPath"`
+	SignOutPath string `json:"signOutPath"`
+	Version     string `json:"version"`
+}
+
 // renderScript writes the configuration into auth.js. The version is a hash
 // of the script with an empty version field, so it changes exactly when the
 // script or its configuration does.
-func renderScript(flavor, tokenPath string) (js []byte, version string, err error) {
+func renderScript(sc scriptConfig) (js []byte, version string, err error) {
 	start := bytes.Index(authJS, []byte(configStart))
 	end := bytes.Index(authJS, []byte(configEnd))
 	if start < 0 || end < start {
 		return nil, "", errors.New("inject: auth.js has no configuration markers")
 	}
 	render := func(version string) []byte {
-		cfg, _ := json.Marshal(struct {
-			Flavor    string `json:"flavor"`
-			TokenPath string `json:"tokenPath"`
-			Version   string `json:"version"`
-		}{flavor, tokenPath, version}) // cannot fail: three strings
+		sc.Version = version
+		cfg, _ := json.Marshal(sc) // cannot fail: strings only
 		var b bytes.Buffer
 		b.Write(authJS[:start+len(configStart)])
 		b.Write(cfg)
@@ -243,6 +260,16 @@ func (i *Injector) Tag(nonce string) []byte {
 		return bytes.Clone(i.tag)
 	}
 	return i.loaderTag(nonce)
+}
+
+// WidgetTag returns the tag of Zendesk's widget snippet (Config.WidgetScriptURL) with nonce, or
+// nil when none is configured. zdgate's own pages (the signed-out page) use it with Tag, so the
+// loader can log the widget out there.
+func (i *Injector) WidgetTag(nonce string) []byte {
+	if i.widgetURL == "" {
+		return nil
+	}
+	return i.widgetTag(nonce)
 }
 
 func (i *Injector) loaderTag(nonce string) []byte {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zdgate/zdgate/internal/e2e"
 )
 
 func TestNewRejectsBadConfig(t *testing.T) {
@@ -131,7 +133,7 @@ func TestServeScript(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"loginUser", "logoutUser", "jwtFn", "credentials: 'same-origin'", "'X-Requested-With': 'zdgate'",
-		"'use strict'", `{"flavor":"chat","tokenPath":"/zd/token","version":"` + i.Version() + `"}`} {
+		"'use strict'", `{"flavor":"chat","tokenPath":"/zd/token","eventsPath":"/zendesk/events","signOutPath":"/oauth2/sign_out","version":"` + i.Version() + `"}`} {
 		if !strings.Contains(body, s) {
 			t.Errorf("auth.js does not contain %q", s)
 		}
@@ -162,10 +164,7 @@ func TestServeScript(t *testing.T) {
 // Node, when Node is installed. The real widget is exercised by the browser
 // test; this pins the loader's own behaviour.
 func TestAuthJSInNode(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not installed")
-	}
+	node := e2e.LookPath(t, "run `make test-deps` (installs Debian's nodejs)", "node")
 	dir := t.TempDir()
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
@@ -192,40 +191,81 @@ const messaging = fs.readFileSync(process.argv[2], 'utf8');
 const chat = fs.readFileSync(process.argv[3], 'utf8');
 const failures = [];
 function check(cond, msg) { if (!cond) failures.push(msg); }
-const tick = (ms) => new Promise((r) => setTimeout(r, ms));
+const realTick = () => new Promise((r) => setImmediate(r));
+// A page clock shared by every page: timers run in the order they are due, instantly, with the
+// promises they start settled in between, so a 70 s wait is exact and takes no time.
+const clk = (function () {
+  let now = 0, seq = 0;
+  const q = [];
+  return {
+    setTimeout: (f, ms) => { q.push({ at: now + (ms || 0), f: f, seq: seq++ }); },
+    advance: async (ms) => {
+      const end = now + ms;
+      for (;;) {
+        for (let i = 0; i < 5; i++) await realTick();
+        q.sort((a, b) => a.at - b.at || a.seq - b.seq);
+        if (!q.length || q[0].at > end) break;
+        const t = q.shift();
+        now = t.at;
+        t.f();
+      }
+      now = end;
+    },
+  };
+})();
+// tick(n) lets n page-clock seconds pass.
+const tick = (s) => clk.advance(s * 1000);
 
-// page builds a window whose fetch answers the given statuses in turn (200
-// after they run out) with tokens jwt1, jwt2, ... and whose zE records calls.
+// page builds a window. Its fetch answers the token route from answers (a list of
+// {status, user, error}; after it runs out, 200 for user "U1") with tokens jwt1, jwt2, ..., and
+// records reports to the events route. zE records every call in calls, in order. storage is
+// localStorage, shared with later pages of the same "browser" to model navigations.
 function page(opts) {
-  const calls = [], fetches = [], warnings = [];
-  const win = { console: { warn: (m) => warnings.push(m) }, setTimeout: setTimeout, Promise: Promise };
+  const calls = [], fetches = [], warnings = [], events = [], moves = [], identity = [];
+  const storage = opts.storage || new Map();
+  const win = { console: { warn: (m) => warnings.push(m) }, Promise: Promise, JSON: JSON,
+    setTimeout: clk.setTimeout };
   win.window = win;
-  const statuses = (opts.statuses || []).slice();
+  win.localStorage = { getItem: (k) => storage.has(k) ? storage.get(k) : null,
+    setItem: (k, v) => storage.set(k, String(v)), removeItem: (k) => storage.delete(k) };
+  win.CustomEvent = function (type, init) { this.type = type; this.detail = init.detail; };
+  win.dispatchEvent = (e) => { identity.push(e.type + ':' + JSON.stringify(e.detail)); return true; };
+  win.location = { pathname: '/app', search: '?x=1', replace: (u) => moves.push('replace ' + u), assign: (u) => moves.push('assign ' + u) };
+  const el = opts.signedOut ? { getAttribute: (n) => opts.signedOut[n] === undefined ? null : String(opts.signedOut[n]) } : null;
+  win.document = { getElementById: (id) => id === 'zdgate-signed-out' ? el : null };
+  const answers = (opts.answers || []).slice();
+  let n = 0;
   win.fetch = function (url, init) {
+    if (url === '/zendesk/events') {
+      events.push(JSON.parse(init.body));
+      calls.push(['report', JSON.parse(init.body).event]);
+      return Promise.resolve({ status: 204, ok: true });
+    }
     fetches.push({ url: url, init: init });
-    const status = statuses.length ? statuses.shift() : 200;
-    const n = fetches.length;
-    return Promise.resolve({ status: status, ok: status === 200,
-      json: () => Promise.resolve({ jwt: 'jwt' + n, expires_at: 1 }) });
+    const a = answers.length ? answers.shift() : { status: 200, user: 'U1' };
+    if (a.network) return Promise.reject(new TypeError('network'));
+    n++;
+    const body = a.status === 200 ? { jwt: 'jwt' + n, expires_at: 1, user: a.user } : { error: a.error || 'unauthenticated' };
+    return Promise.resolve({ status: a.status, ok: a.status === 200, json: () => Promise.resolve(body) });
   };
   const zE = function () { calls.push(Array.prototype.slice.call(arguments)); };
   if (opts.zENow) win.zE = zE;
-  if (opts.zELater) setTimeout(() => { win.zE = zE; }, opts.zELater);
+  if (opts.zELater) win.setTimeout(() => { win.zE = zE; }, opts.zELater);
   if (opts.settings) win.zESettings = opts.settings;
   vm.createContext(win);
-  return { win, calls, fetches, warnings,
+  return { win, calls, fetches, warnings, events, moves, identity, storage, zE,
     run: (src) => vm.runInContext(src, win),
-    find: (a, b) => calls.filter((c) => c[0] === a && c[1] === b) };
+    find: (a, b) => calls.filter((c) => c[0] === a && c[1] === b),
+    order: () => calls.map((c) => c[0] === 'report' ? 'report:' + c[1] : c[1]).join(',') };
 }
 
 async function main() {
-  { // messaging, signed in, widget already there
+  { // messaging, signed in: one probe decides the login; every later jwtCallback fetches afresh
     const p = page({ zENow: true });
     p.run(messaging);
+    await tick(10);
     const login = p.find('messenger', 'loginUser');
-    check(login.length === 1, 'messaging: loginUser calls: ' + login.length);
-    check(typeof login[0][3] === 'function', 'messaging: no login callback');
-    check(p.fetches.length === 0, 'messaging: fetched before the widget asked');
+    check(login.length === 1 && typeof login[0][3] === 'function', 'messaging: loginUser(jwtCallback, loginCallback) calls: ' + JSON.stringify(p.calls));
     const got = [];
     login[0][2]((t) => got.push(t));
     await tick(10);
@@ -236,37 +276,145 @@ async function main() {
     const init = p.fetches[0].init;
     check(init.credentials === 'same-origin' && init.headers['X-Requested-With'] === 'zdgate', 'messaging: fetch init ' + JSON.stringify(init));
     check(p.find('messenger', 'logoutUser').length === 0, 'messaging: logged out while signed in');
-    check(p.win.zdgate.flavor === 'messaging' && Object.isFrozen(p.win.zdgate), 'messaging: window.zdgate ' + JSON.stringify(p.win.zdgate));
+    check(p.storage.get('zdgate:widget-user') === 'U1', 'messaging: remembered ' + JSON.stringify([...p.storage]));
+    check(p.identity.length === 1 && p.identity[0] === 'zdgate:identitychange:{"signedIn":true,"user":"U1"}', 'messaging: identity events ' + p.identity);
+    check(p.win.zdgate.flavor === 'messaging' && Object.isFrozen(p.win.zdgate) && p.win.zdgate.user === 'U1', 'messaging: window.zdgate');
     check(p.warnings.length === 0, 'messaging: warnings ' + p.warnings);
+
+    // Next page, same browser, same user: no logout, a login.
+    const q = page({ zENow: true, storage: p.storage });
+    q.run(messaging);
+    await tick(10);
+    check(q.order() === 'loginUser', 'same user again: ' + q.order());
   }
-  { // messaging, signed out (or the session ended): the token request logs out
-    const p = page({ zENow: true, statuses: [200, 401] });
+  { // an anonymous visitor (optional mode): never loginUser, never logoutUser
+    const p = page({ zENow: true, answers: [{ status: 401 }] });
     p.run(messaging);
+    await tick(10);
+    check(p.calls.length === 0, 'anonymous: widget calls ' + JSON.stringify(p.calls));
+    check(p.events.length === 0, 'anonymous: reports ' + JSON.stringify(p.events));
+  }
+  { // user switch: remembered U1, the session is now U2: logoutUser comes first
+    const storage = new Map([['zdgate:widget-user', 'U1']]);
+    const p = page({ zENow: true, storage, answers: [{ status: 200, user: 'U2' }] });
+    p.run(messaging);
+    await tick(10);
+    check(p.order() === 'logoutUser,loginUser', 'switch: ' + p.order());
+    check(storage.get('zdgate:widget-user') === 'U2', 'switch: remembered ' + storage.get('zdgate:widget-user'));
+  }
+  { // signed out elsewhere (cookie gone, 401) on a browser that was logged in: logoutUser once
+    const storage = new Map([['zdgate:widget-user', 'U1']]);
+    const p = page({ zENow: true, storage, answers: [{ status: 401 }] });
+    p.run(messaging);
+    await tick(10);
+    check(p.order() === 'logoutUser' && !storage.has('zdgate:widget-user'), 'signed out: ' + p.order());
+    const q = page({ zENow: true, storage, answers: [{ status: 401 }] });
+    q.run(messaging);
+    await tick(10);
+    check(q.calls.length === 0, 'signed out, next page: ' + q.order());
+  }
+  { // revocation: the widget's next jwtCallback meets 401 session_revoked: logoutUser, no token
+    const p = page({ zENow: true, answers: [{ status: 200, user: 'U1' }, { status: 401, error: 'session_revoked' }] });
+    p.run(messaging);
+    await tick(10);
     const cb = p.find('messenger', 'loginUser')[0][2];
     const got = [];
     cb((t) => got.push(t));
-    await tick(10);
-    check(p.find('messenger', 'logoutUser').length === 0, 'signed in: logoutUser called');
     cb((t) => got.push(t));
     await tick(10);
-    check(JSON.stringify(got) === '["jwt1"]', 'signed out: tokens ' + JSON.stringify(got));
-    check(p.find('messenger', 'logoutUser').length === 1, 'signed out: logoutUser not called');
+    check(JSON.stringify(got) === '["jwt1"]' && p.order() === 'loginUser,logoutUser', 'revoked: tokens ' + JSON.stringify(got) + ' calls ' + p.order());
   }
-  { // widget snippet after the loader; loader included twice
-    const p = page({ zELater: 300 });
+  { // a user switch seen by jwtCallback (another tab logged in as U2): never U2's token to U1's widget
+    const p = page({ zENow: true, answers: [{ status: 200, user: 'U1' }, { status: 200, user: 'U2' }] });
     p.run(messaging);
-    p.run(messaging);
-    await tick(1200);
-    check(p.find('messenger', 'loginUser').length === 1, 'late widget: loginUser calls ' + p.find('messenger', 'loginUser').length);
-  }
-  { // token route broken: a warning, no logout
-    const p = page({ zENow: true, statuses: [500] });
-    p.run(messaging);
-    p.find('messenger', 'loginUser')[0][2](() => {});
     await tick(10);
-    check(p.find('messenger', 'logoutUser').length === 0 && p.warnings.length === 1, 'error: calls ' + JSON.stringify(p.calls) + ' warnings ' + p.warnings);
+    const got = [];
+    p.find('messenger', 'loginUser')[0][2]((t) => got.push(t)); // prefetched jwt1
+    p.find('messenger', 'loginUser')[0][2]((t) => got.push(t)); // fetches: U2
+    await tick(10);
+    check(JSON.stringify(got) === '["jwt1"]' && p.order() === 'loginUser,logoutUser,loginUser', 'switch in jwtCallback: ' + JSON.stringify(got) + ' ' + p.order());
   }
-  { // chat: jwtFn set before the widget starts, page settings kept
+  { // 503 then ok: retried with backoff, no logout
+    const storage = new Map([['zdgate:widget-user', 'U1']]);
+    const p = page({ zENow: true, storage, answers: [{ status: 503, error: 'idp_unavailable' }, { network: true }, { status: 200, user: 'U1' }] });
+    p.run(messaging);
+    await tick(30);
+    check(p.fetches.length === 3 && p.order() === 'loginUser', '503: fetches ' + p.fetches.length + ' calls ' + p.order());
+    // Down for good: reported, still no logout.
+    const q = page({ zENow: true, storage, answers: [503, 503, 503, 503].map(() => ({ status: 503, error: 'idp_unavailable' })) });
+    q.run(messaging);
+    await tick(40);
+    check(q.fetches.length === 4 && q.calls.length === 1 && q.events[0].event === 'token_failed' && q.events[0].reason === 'idp_unavailable',
+      '503 for good: fetches ' + q.fetches.length + ' calls ' + q.order() + ' events ' + JSON.stringify(q.events));
+    check(storage.get('zdgate:widget-user') === 'U1', '503: the remembered user was dropped');
+  }
+  { // a refusal (403 email_not_verified) on a logged-in browser: logout (fail closed) and a report
+    const storage = new Map([['zdgate:widget-user', 'U1']]);
+    const p = page({ zENow: true, storage, answers: [{ status: 403, error: 'claim_employee_id' }] });
+    p.run(messaging);
+    await tick(10);
+    check(p.order() === 'report:token_failed,logoutUser' || p.order() === 'logoutUser,report:token_failed', 'refused: ' + p.order());
+    check(p.events[0].reason === 'claim' && p.events[0].flavor === 'messaging', 'refused: event ' + JSON.stringify(p.events));
+  }
+  { // loginCallback with Zendesk's LoginFailedError: reported
+    const p = page({ zENow: true });
+    p.run(messaging);
+    await tick(10);
+    p.find('messenger', 'loginUser')[0][3]({ type: 'LoginFailedError', reason: 'conflict', message: 'x' });
+    p.find('messenger', 'loginUser')[0][3](null);
+    await tick(10);
+    check(p.events.length === 1 && p.events[0].event === 'login_failed' && p.events[0].reason === 'conflict' && p.events[0].type === 'LoginFailedError',
+      'login failed: events ' + JSON.stringify(p.events));
+  }
+  { // the widget appears 70 s late: reported at 60 s, still logged in; loader included twice
+    const p = page({ zELater: 70000 });
+    p.run(messaging);
+    p.run(messaging);
+    await tick(150);
+    check(p.order() === 'report:widget_missing,loginUser', 'late widget: ' + p.order());
+  }
+  { // zdgate's signed-out page: logoutUser, then on to the IdP
+    const storage = new Map([['zdgate:widget-user', 'U1']]);
+    const p = page({ zENow: true, storage, signedOut: { 'data-next': 'https://idp.example/end', 'data-link': 'false', 'data-wait': 4000 } });
+    p.run(messaging);
+    await tick(20);
+    check(p.order() === 'logoutUser' && p.fetches.length === 0, 'signed-out page: ' + p.order());
+    check(JSON.stringify(p.moves) === '["replace https://idp.example/end"]', 'signed-out page: moves ' + JSON.stringify(p.moves));
+    check(!storage.has('zdgate:widget-user'), 'signed-out page: still remembers the user');
+    // No widget on the page: moves on after the bound, keeps the user for the next page.
+    const s2 = new Map([['zdgate:widget-user', 'U1']]);
+    const q = page({ storage: s2, signedOut: { 'data-next': '/bye', 'data-link': 'false', 'data-wait': 4000 } });
+    q.run(messaging);
+    await tick(30);
+    check(JSON.stringify(q.moves) === '["replace /bye"]' && s2.get('zdgate:widget-user') === 'U1', 'signed-out page without widget: ' + JSON.stringify(q.moves));
+    // zdgate put no widget snippet on the page (data-wait 0): it moves on at once.
+    const q0 = page({ signedOut: { 'data-next': '/now', 'data-link': 'false', 'data-wait': 0 } });
+    q0.run(messaging);
+    await realTick();
+    check(JSON.stringify(q0.moves) === '["replace /now"]', 'signed-out page, nothing to wait for: ' + JSON.stringify(q0.moves));
+    // Zendesk's remote logout: logout, but stay (the link is the way back).
+    const r = page({ zENow: true, signedOut: { 'data-next': 'https://acme.zendesk.com/hc', 'data-link': 'true' } });
+    r.run(messaging);
+    await tick(20);
+    check(r.order() === 'logoutUser' && r.moves.length === 0, 'remote logout page: ' + r.order() + ' ' + JSON.stringify(r.moves));
+  }
+  { // window.zdgate.logout(): widget out, then the sign-out route
+    const p = page({ zENow: true });
+    p.run(messaging);
+    await tick(10);
+    await p.win.zdgate.logout();
+    check(p.order() === 'loginUser,logoutUser' && JSON.stringify(p.moves) === '["assign /oauth2/sign_out?rd=%2Fapp%3Fx%3D1"]', 'api logout: ' + p.order() + ' ' + JSON.stringify(p.moves));
+    check(p.win.zdgate.user === null && p.identity[p.identity.length - 1].indexOf('"signedIn":false') > 0, 'api logout: identity ' + p.identity);
+  }
+  { // window.zdgate.refresh() after an in-page login: the widget follows
+    const p = page({ zENow: true, answers: [{ status: 401 }, { status: 200, user: 'U7' }] });
+    p.run(messaging);
+    await tick(10);
+    check(p.calls.length === 0, 'refresh: anonymous first');
+    const st = await p.win.zdgate.refresh();
+    check(st.signedIn && st.user === 'U7' && p.order() === 'loginUser', 'refresh: ' + JSON.stringify(st) + ' ' + p.order());
+  }
+  { // chat: jwtFn set before the widget starts, page settings kept, fresh token per call
     const p = page({ settings: { webWidget: { color: { theme: '#000' } }, other: 1 } });
     p.run(chat);
     const s = p.win.zESettings;
@@ -282,15 +430,29 @@ async function main() {
     check(JSON.stringify(got) === '["jwt1","jwt2"]', 'chat: tokens ' + JSON.stringify(got));
     check(p.fetches[0].url === '/zendesk/token?flavor=chat' && p.fetches[0].init.credentials === 'same-origin', 'chat: fetch ' + JSON.stringify(p.fetches[0]));
   }
-  { // chat, signed out
-    const p = page({ zENow: true, statuses: [401] });
+  { // chat: signed out on a browser that was logged in; and an anonymous one
+    const storage = new Map([['zdgate:widget-user', 'U1']]);
+    const p = page({ zENow: true, storage, answers: [{ status: 401 }] });
     p.run(chat);
     const got = [];
     p.win.zESettings.webWidget.authenticate.chat.jwtFn((t) => got.push(t));
-    await tick(50);
+    await tick(20);
     check(got.length === 0, 'chat signed out: token handed over');
     check(p.find('webWidget', 'logout').length === 1, 'chat signed out: logout not called');
     check(p.find('webWidget', 'updateSettings').length === 1, 'chat: widget already there, updateSettings not called');
+    const q = page({ zENow: true, answers: [{ status: 401 }] });
+    q.run(chat);
+    q.win.zESettings.webWidget.authenticate.chat.jwtFn(() => {});
+    await tick(20);
+    check(q.find('webWidget', 'logout').length === 0, 'chat anonymous: logout called');
+  }
+  { // chat user switch: logout before the new user's token
+    const storage = new Map([['zdgate:widget-user', 'U1']]);
+    const p = page({ zENow: true, storage, answers: [{ status: 200, user: 'U2' }] });
+    p.run(chat);
+    p.win.zESettings.webWidget.authenticate.chat.jwtFn((t) => p.calls.push(['token', t]));
+    await tick(20);
+    check(p.order() === 'updateSettings,chat:reauthenticate,logout,jwt1', 'chat switch: ' + p.order());
   }
   console.log(failures.length ? failures.join('\n') : 'ok');
 }

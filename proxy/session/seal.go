@@ -195,7 +195,8 @@ type Sealer struct {
 	// Set it before first use (tests, or to share the proxy's clock).
 	Now func() time.Time
 
-	keys *keyring
+	keys    *keyring
+	digests digestKeys // for Digest
 }
 
 // NewSealer checks the secrets once so that a missing or malformed secret
