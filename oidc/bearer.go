@@ -65,12 +65,12 @@ func (c *Client) VerifyBearer(ctx context.Context, token string) (Identity, Toke
 		if sub, _ := claims["sub"].(string); sub != "" && ui["sub"] != sub {
 			return Identity{}, t, invalid("bearer", errors.New("userinfo sub does not match the token's"))
 		}
-		claims = merge(maps.Clone(claims), ui)
+		claims = merge(maps.Clone(claims), ui, c.cfg.EmailVerifiedClaim)
 	}
 	if s, _ := claims["sub"].(string); s == "" {
 		return Identity{}, t, invalid("bearer", errors.New("token has no sub"))
 	}
-	return identityFrom(claims, c.cfg.GroupsClaim), t, nil
+	return c.identity(claims), t, nil
 }
 
 func (c *Client) audienceOK(aud string) bool {

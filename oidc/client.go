@@ -41,6 +41,10 @@ type Config struct {
 	LogoutSkew time.Duration
 	// GroupsClaim is the claim read into Identity.Groups (default "groups").
 	GroupsClaim string
+	// EmailVerifiedClaim is the claim that says the email is verified (default "email_verified"),
+	// read from the same document as the email (see merge) with the rule of Verified. Entra ID
+	// sends none; its optional claim xms_edov says the tenant verified the email's domain.
+	EmailVerifiedClaim string
 }
 
 // Client talks to one IdP. It is safe for concurrent use. Until Discover succeeds every call fails

@@ -82,10 +82,10 @@ func (c *Client) Exchange(ctx context.Context, code string, l Login) (Identity, 
 		if ui["sub"] != idt.Subject {
 			return Identity{}, Tokens{}, invalid("userinfo", fmt.Errorf("userinfo sub does not match the ID token's"))
 		}
-		claims = merge(maps.Clone(claims), ui)
+		claims = merge(maps.Clone(claims), ui, c.cfg.EmailVerifiedClaim)
 	}
 	t := Tokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, IDToken: rawID, Expiry: tok.Expiry}
-	return identityFrom(claims, c.cfg.GroupsClaim), t, nil
+	return c.identity(claims), t, nil
 }
 
 // classifyVerify keeps JWKS fetch failures (IdP down) apart from tokens that do not verify.

@@ -37,7 +37,7 @@ func (c *Client) Recheck(ctx context.Context, t Tokens, sub string) (Identity, T
 		if claims["sub"] != sub {
 			return Identity{}, t, &Error{Kind: Revoked, Step: "userinfo", Err: errors.New("sub changed")}
 		}
-		return identityFrom(claims, c.cfg.GroupsClaim), t, nil
+		return c.identity(claims), t, nil
 	case t.AccessToken != "" && p.introspect != "" && c.cfg.ClientSecret() != "":
 		claims, err := c.introspect(ctx, p, t.AccessToken)
 		if err != nil {
@@ -46,7 +46,7 @@ func (c *Client) Recheck(ctx context.Context, t Tokens, sub string) (Identity, T
 		if claims["sub"] != sub {
 			return Identity{}, t, &Error{Kind: Revoked, Step: "introspect", Err: errors.New("sub changed")}
 		}
-		return identityFrom(claims, c.cfg.GroupsClaim), t, nil
+		return c.identity(claims), t, nil
 	}
 	return Identity{}, t, invalid("recheck", errors.New("session has no refresh token, and neither userinfo nor introspection can check its access token"))
 }
@@ -86,11 +86,11 @@ func (c *Client) refresh(ctx context.Context, p *provider, t Tokens, sub string)
 		if ui["sub"] != sub {
 			return Identity{}, nt, &Error{Kind: Revoked, Step: "userinfo", Err: errors.New("sub changed")}
 		}
-		claims = merge(maps.Clone(claims), ui)
+		claims = merge(maps.Clone(claims), ui, c.cfg.EmailVerifiedClaim)
 	} else if len(claims) == 0 {
 		return Identity{}, nt, invalid("refresh", errors.New("refresh answer has no id_token and the IdP has no userinfo endpoint"))
 	}
-	return identityFrom(claims, c.cfg.GroupsClaim), nt, nil
+	return c.identity(claims), nt, nil
 }
 
 // introspect asks the RFC 7662 endpoint about a token. active:false is Revoked.

@@ -70,6 +70,7 @@ type stackOpts struct {
 	scopes      []string
 	upstream    http.Handler
 	mutate      func(*Config)
+	oidc        func(*oidc.Config) // adjust the IdP client
 }
 
 // echo is the default upstream: it reports the request it got as JSON (and HTML for pages).
@@ -118,11 +119,15 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	upstreamURL, _ := url.Parse(st.upstream.URL)
 
 	client := st.idp.Client()
-	idp, err := oidc.New(oidc.Config{
+	oc := oidc.Config{
 		Issuer: st.idp.URL(), ClientID: client.ID, ClientSecret: func() string { return client.Secret },
 		RedirectURL: st.front.URL + "/oauth2/callback", HTTPClient: &http.Client{Timeout: 2 * time.Second},
 		Scopes: o.scopes,
-	})
+	}
+	if o.oidc != nil {
+		o.oidc(&oc)
+	}
+	idp, err := oidc.New(oc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,7 @@ type Config struct {
 	SkipAuthPath                     []string
 	AllowedEmailDomain, AllowedGroup []string
 	GroupsClaim                      string
+	EmailVerifiedClaim               string
 	TrustedProxy                     []string
 	AllowedRedirectDomain            []string
 	PassAccessToken                  bool
@@ -96,6 +97,7 @@ func (c *Config) options() *optionSet {
 	s.list(&c.AllowedEmailDomain, "allowed-email-domain", nil, false, "only users with a verified email in these domains may log in")
 	s.list(&c.AllowedGroup, "allowed-group", nil, false, "only members of these groups may log in")
 	s.str(&c.GroupsClaim, "groups-claim", "groups", "IdP claim holding the user's groups")
+	s.str(&c.EmailVerifiedClaim, "email-verified-claim", "email_verified", "IdP claim saying the email is verified (JSON true or the string \"true\"), read from the same document as the email; Entra ID: xms_edov (trusts the tenant's domain verification, see docs/security.md)")
 	s.list(&c.TrustedProxy, "trusted-proxy", nil, false, "CIDR whose X-Forwarded-* and X-Request-Id headers are believed")
 	s.list(&c.AllowedRedirectDomain, "allowed-redirect-domain", nil, false, "host a full-URL rd may point at (app.example.com, or .example.com for subdomains)")
 	s.boolean(&c.PassAccessToken, "pass-access-token", false, "forward-auth: also answer X-Auth-Request-Access-Token with the IdP access token")
@@ -222,6 +224,9 @@ func (c *Config) Validate() error {
 		if d == "" || strings.ContainsAny(d, "/:@ ") {
 			bad("allowed-redirect-domain", "want a host like app.example.com or .example.com, got %q", d)
 		}
+	}
+	if c.EmailVerifiedClaim == "" || c.EmailVerifiedClaim == "email" {
+		bad("email-verified-claim", "want the name of a claim holding true/false, such as email_verified or xms_edov, got %q", c.EmailVerifiedClaim)
 	}
 	if c.InjectScanLimit <= 0 {
 		bad("inject-scan-limit", "must be positive")

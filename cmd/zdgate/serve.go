@@ -149,6 +149,7 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 		Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: clientSecret.Get,
 		RedirectURL: publicURL.String() + "/oauth2/callback", Scopes: cfg.scopes(), Audiences: cfg.OIDCAudiences,
 		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: idpTransport}, GroupsClaim: cfg.GroupsClaim,
+		EmailVerifiedClaim: cfg.EmailVerifiedClaim,
 	})
 	if err != nil {
 		return nil, err

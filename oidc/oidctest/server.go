@@ -123,6 +123,7 @@ type Server struct {
 	refresh    map[string]*refreshToken
 	sessions   map[string]*idpSession
 	uiSubject  map[string]string
+	uiMutate   map[string]func(map[string]any)
 	nextMutate func(map[string]any)
 	nextRaw    func(map[string]any) string
 }
@@ -279,6 +280,7 @@ func newServer(opts Options) (*Server, error) {
 		refresh:   map[string]*refreshToken{},
 		sessions:  map[string]*idpSession{},
 		uiSubject: map[string]string{},
+		uiMutate:  map[string]func(map[string]any){},
 	}
 	for _, n := range countNames {
 		s.counts[n] = new(atomic.Int64)
