@@ -35,7 +35,7 @@ func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request) error {
 		h.Set("X-Auth-Request-Email", id.Email)
 	}
 	if len(id.Groups) > 0 {
-		h.Set("X-Auth-Request-Groups", strings.Join(id.Groups, ","))
+		h.Set("X-Auth-Request-Groups", joinGroups(id.Groups))
 	}
 	if id.PreferredUsername != "" {
 		h.Set("X-Auth-Request-Preferred-Username", id.PreferredUsername)

@@ -92,3 +92,28 @@ func FuzzStripIdentity(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJoinGroups: whatever the group names, the header splits back into exactly those names.
+func FuzzJoinGroups(f *testing.F) {
+	f.Add("staff,admins", "100%", "")
+	f.Add("%2C", ",", "a\nb")
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		groups := []string{a, b, c}
+		h := joinGroups(groups)
+		parts := strings.Split(h, ",")
+		if len(parts) != len(groups) {
+			t.Fatalf("joinGroups(%q) = %q: %d elements", groups, h, len(parts))
+		}
+		for i, p := range parts {
+			d, err := url.PathUnescape(p)
+			if err != nil || d != groups[i] {
+				t.Fatalf("joinGroups(%q) = %q: element %d decodes to %q (%v)", groups, h, i, d, err)
+			}
+		}
+		for i := 0; i < len(h); i++ {
+			if h[i] < 0x20 || h[i] == 0x7f {
+				t.Fatalf("joinGroups(%q) = %q holds a control character", groups, h)
+			}
+		}
+	})
+}

@@ -24,7 +24,7 @@ func (p *Proxy) upstream(w http.ResponseWriter, r *http.Request) error {
 		_, ident, err := p.authenticate(w, r)
 		switch {
 		case err == nil:
-			id = &upstreamIdentity{sub: ident.Subject, groups: strings.Join(ident.Groups, ","), user: ident.PreferredUsername}
+			id = &upstreamIdentity{sub: ident.Subject, groups: joinGroups(ident.Groups), user: ident.PreferredUsername}
 			if ident.EmailVerified {
 				id.email = ident.Email
 			}
