@@ -215,7 +215,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.render(rw, r, errBadRequest("bad_path", err))
 	} else {
 		info.path = norm
-		if norm != r.URL.Path || r.URL.RawPath != "" {
+		info.canonical = norm == r.URL.Path && r.URL.RawPath == ""
+		if !info.canonical {
 			// Route on the normalised path so "/oauth2/../zendesk/token" cannot dodge a route's checks.
 			r2 := *r
 			u := *r.URL

@@ -137,6 +137,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // reqInfo is what the access log learns while a request is handled.
 type reqInfo struct {
 	id, route, path, sub string
+	canonical            bool // the request's path was already in normal form
 }
 
 type infoKey struct{}

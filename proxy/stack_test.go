@@ -69,6 +69,7 @@ type stackOpts struct {
 	backchannel bool             // register zdgate's back-channel logout URI at the IdP
 	scopes      []string
 	upstream    http.Handler
+	upstreamURL string // a real app server started by the test (Tomcat, Hypercorn) instead of upstream
 	mutate      func(*Config)
 	oidc        func(*oidc.Config) // adjust the IdP client
 }
@@ -117,6 +118,9 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	t.Cleanup(st.upstream.Close)
 	public, _ := url.Parse(st.front.URL)
 	upstreamURL, _ := url.Parse(st.upstream.URL)
+	if o.upstreamURL != "" {
+		upstreamURL, _ = url.Parse(o.upstreamURL)
+	}
 
 	client := st.idp.Client()
 	oc := oidc.Config{

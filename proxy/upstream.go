@@ -20,7 +20,7 @@ func (p *Proxy) upstream(w http.ResponseWriter, r *http.Request) error {
 		norm = info.path
 	}
 	var id *upstreamIdentity
-	if !p.skip.match(norm) {
+	if !p.public(norm) {
 		_, ident, err := p.authenticate(w, r)
 		switch {
 		case err == nil:
