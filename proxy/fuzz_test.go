@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 func FuzzSafeRedirect(f *testing.F) {
@@ -206,6 +208,46 @@ func FuzzPathDecision(f *testing.F) {
 			if !p.skip.match(v) {
 				t.Fatalf("forward-auth lets %q through as %q, but a servlet container serves %q", raw, fp, v)
 			}
+		}
+	})
+}
+
+// FuzzUpgradeDecision: whatever Upgrade, Connection and HTTP2-Settings a client sends, what the
+// reverse proxy would switch to afterwards (its own rule: Connection lists "upgrade", then the first
+// Upgrade value) is nothing or WebSocket, and an h2c offer never keeps its settings.
+func FuzzUpgradeDecision(f *testing.F) {
+	f.Add("h2c", "Upgrade, HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA", "")
+	f.Add("websocket", "Upgrade", "", "")
+	f.Add("WebSocket", "keep-alive, Upgrade", "", "")
+	f.Add("websocket", "Upgrade", "", "h2c")
+	f.Add("h2c, websocket", "upgrade", "", "")
+	f.Add(" websocket ", "Upgrade", "x", "")
+	f.Add("TLS/1.2, HTTP/1.1", "Upgrade", "", "")
+	f.Fuzz(func(t *testing.T, upgrade, connection, settings, second string) {
+		h := http.Header{}
+		if upgrade != "" {
+			h.Add("Upgrade", upgrade)
+		}
+		if second != "" {
+			h.Add("Upgrade", second)
+		}
+		h.Set("Connection", connection)
+		if settings != "" {
+			h.Set("Http2-Settings", settings)
+		}
+		dropUpgrade(h)
+		switchTo := ""
+		if httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
+			switchTo = h.Get("Upgrade")
+		}
+		if switchTo != "" && !strings.EqualFold(strings.TrimSpace(switchTo), "websocket") {
+			t.Fatalf("Upgrade %q %q, Connection %q: the proxy would switch to %q", upgrade, second, connection, switchTo)
+		}
+		if len(h["Upgrade"]) > 1 {
+			t.Fatalf("Upgrade %q %q kept %d values", upgrade, second, len(h["Upgrade"]))
+		}
+		if h.Get("Upgrade") != "" && h.Get("Http2-Settings") != "" {
+			t.Fatalf("an upgrade kept HTTP2-Settings %q", h.Get("Http2-Settings"))
 		}
 	})
 }

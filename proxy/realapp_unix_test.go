@@ -88,7 +88,7 @@ func runChild(t *testing.T, cmd *exec.Cmd, logs *appLog) io.WriteCloser {
 // function reading the requests the app served.
 func startHypercorn(t *testing.T) (string, func() []appRequest) {
 	t.Helper()
-	bin := e2e.LookPath(t, howToInstallApp, "hypercorn", "/usr/bin/hypercorn")
+	bin := e2e.LookPath(t, howToInstallApp, "/usr/bin/hypercorn", "hypercorn")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
