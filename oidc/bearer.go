@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -24,9 +25,9 @@ func (c *Client) VerifyBearer(ctx context.Context, token string) (Identity, Toke
 	t := Tokens{AccessToken: token}
 	var claims map[string]any
 	if strings.Count(token, ".") == 2 {
-		at, err := p.atVerifier.Verify(ctx, token)
+		at, err := c.verify(ctx, p, p.atVerifier, "bearer", token)
 		if err != nil {
-			return Identity{}, t, classifyVerify("bearer", err)
+			return Identity{}, t, err
 		}
 		if !slices.ContainsFunc(at.Audience, c.audienceOK) {
 			return Identity{}, t, invalid("bearer", fmt.Errorf("audience %q is not accepted", at.Audience))
@@ -100,29 +101,108 @@ type Logout struct {
 	SID     string
 }
 
-// VerifyLogout checks a back-channel logout token (OIDC Back-Channel Logout 1.0): signature, iss,
-// aud, exp, the backchannel-logout event, no nonce, sub or sid, iat within LogoutSkew, and a jti not
-// seen before (replays are refused while the token could still be valid).
+// backchannelEvent marks a JWT as a logout token (OIDC Back-Channel Logout 1.0 §2.4).
+const backchannelEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+// logoutClaims are the claims of a logout token that VerifyLogout checks.
+type logoutClaims struct {
+	Issuer   string                     `json:"iss"`
+	Audience json.RawMessage            `json:"aud"`
+	Subject  string                     `json:"sub"`
+	SID      string                     `json:"sid"`
+	JTI      string                     `json:"jti"`
+	IssuedAt json.RawMessage            `json:"iat"`
+	Expiry   json.RawMessage            `json:"exp"`
+	Nonce    json.RawMessage            `json:"nonce"`
+	Events   map[string]json.RawMessage `json:"events"`
+}
+
+// VerifyLogout checks a back-channel logout token (OIDC Back-Channel Logout 1.0 §2.6): signed by
+// the IdP with an asymmetric algorithm, iss, aud naming ClientID, the backchannel-logout event (a
+// JSON object), no nonce, sub or sid, iat within LogoutSkew of now, exp not passed when present,
+// and a jti not seen before (replays are refused while the token could still be valid).
+//
+// exp may be absent. The 1.0 final text (2022) did not require it, Ory Hydra sends none, and
+// errata set 1 (2023) made it required; go-oidc follows the errata, so these checks are made here.
+// Without exp the token is bounded by iat and the skew alone. Every refusal says why.
 func (c *Client) VerifyLogout(ctx context.Context, raw string) (Logout, error) {
-	p, err := c.provider("backchannel_logout")
+	const step = "backchannel_logout"
+	p, err := c.provider(step)
 	if err != nil {
 		return Logout{}, err
 	}
-	lt, err := p.lgVerifier.VerifyLogout(c.ctx(ctx, "backchannel_logout"), raw)
+	payload, err := p.keys.VerifySignature(c.ctx(ctx, step), raw)
 	if err != nil {
-		return Logout{}, classifyVerify("backchannel_logout", err)
+		return Logout{}, classifyVerify(step, err)
+	}
+	var lt logoutClaims
+	if err := json.Unmarshal(payload, &lt); err != nil {
+		return Logout{}, invalid(step, fmt.Errorf("logout token claims: %w", err))
 	}
 	now := c.cfg.Now()
-	if lt.IssuedAt.IsZero() {
-		return Logout{}, invalid("backchannel_logout", errors.New("logout token has no iat"))
+	bad := func(format string, a ...any) (Logout, error) {
+		return Logout{}, invalid(step, fmt.Errorf("logout token "+format, a...))
 	}
-	if d := now.Sub(lt.IssuedAt); d > c.cfg.LogoutSkew || d < -c.cfg.LogoutSkew {
-		return Logout{}, invalid("backchannel_logout", errors.New("logout token iat is too far from now"))
+	switch {
+	case lt.Issuer != c.cfg.Issuer:
+		return bad("iss %q is not the issuer", truncate(lt.Issuer, 128))
+	case !slices.Contains(audiences(rawAudience(lt.Audience)), c.cfg.ClientID):
+		return bad("aud does not name client %q", c.cfg.ClientID)
+	case len(lt.Events[backchannelEvent]) == 0 || lt.Events[backchannelEvent][0] != '{':
+		return bad("has no %s event", backchannelEvent)
+	case lt.Nonce != nil:
+		return bad("carries a nonce (an ID token, not a logout token)")
+	case lt.Subject == "" && lt.SID == "":
+		return bad("names neither sub nor sid")
+	case lt.JTI == "":
+		return bad("has no jti")
+	case lt.IssuedAt == nil:
+		return bad("has no iat")
 	}
-	if !c.rememberJTI(lt.TokenID, lt.Expiry, now) {
-		return Logout{}, invalid("backchannel_logout", errors.New("logout token jti was already used"))
+	iat, err := numericDate(lt.IssuedAt)
+	if err != nil {
+		return bad("iat: %v", err)
 	}
-	return Logout{Subject: lt.Subject, SID: lt.SessionID}, nil
+	if d := now.Sub(iat); d > c.cfg.LogoutSkew || d < -c.cfg.LogoutSkew {
+		return bad("iat is %v from now, more than the allowed %v", d.Round(time.Second), c.cfg.LogoutSkew)
+	}
+	exp := time.Time{}
+	if lt.Expiry != nil {
+		if exp, err = numericDate(lt.Expiry); err != nil {
+			return bad("exp: %v", err)
+		}
+		if !now.Before(exp) {
+			return bad("expired %v ago", now.Sub(exp).Round(time.Second))
+		}
+	}
+	if !c.rememberJTI(lt.JTI, exp, now) {
+		return bad("jti was already used")
+	}
+	return Logout{Subject: lt.Subject, SID: lt.SID}, nil
+}
+
+// numericDate reads a JWT NumericDate (seconds, possibly fractional).
+func numericDate(raw json.RawMessage) (time.Time, error) {
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil || f < 0 || f > 1<<40 {
+		return time.Time{}, fmt.Errorf("not a NumericDate: %s", truncate(string(raw), 32))
+	}
+	return time.Unix(int64(f), 0), nil
+}
+
+func rawAudience(raw json.RawMessage) any {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return nil
+	}
+	return v
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // maxJTIs bounds the replay cache; entries leave it when their token has expired.

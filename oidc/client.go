@@ -7,10 +7,7 @@ package oidc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -60,10 +57,10 @@ type Client struct {
 // provider is everything learnt from discovery; swapped atomically once loaded.
 type provider struct {
 	p          *gooidc.Provider
+	keys       *keySet
 	oauth      oauth2.Config
 	idVerifier *gooidc.IDTokenVerifier
 	atVerifier *gooidc.IDTokenVerifier // bearer access tokens: aud checked by us
-	lgVerifier *gooidc.IDTokenVerifier
 	userinfo   string
 	introspect string
 	endSession string
@@ -146,11 +143,16 @@ func (c *Client) Discover(ctx context.Context) error {
 	if err := p.Claims(&meta); err != nil {
 		return invalid("discovery", err)
 	}
-	if err := c.fetchJWKS(c.ctx(ctx, "jwks"), meta.JWKS); err != nil {
+	if meta.JWKS == "" {
+		return invalid("jwks", errors.New("discovery document has no jwks_uri"))
+	}
+	keys := &keySet{url: meta.JWKS, client: c.cfg.HTTPClient, now: c.cfg.Now}
+	if err := keys.load(c.ctx(ctx, "jwks")); err != nil {
 		return err
 	}
 	pr := &provider{
 		p:          p,
+		keys:       keys,
 		userinfo:   meta.Userinfo,
 		introspect: meta.Introspect,
 		endSession: meta.EndSession,
@@ -162,11 +164,8 @@ func (c *Client) Discover(ctx context.Context) error {
 			Scopes:      c.cfg.Scopes,
 		},
 	}
-	// The verifier context is only used for JWKS fetches; it must outlive this call.
-	keyCtx := c.ctx(context.Background(), "jwks")
-	pr.idVerifier = p.VerifierContext(keyCtx, &gooidc.Config{ClientID: c.cfg.ClientID, Now: c.cfg.Now})
-	pr.lgVerifier = p.VerifierContext(keyCtx, &gooidc.Config{ClientID: c.cfg.ClientID, Now: c.cfg.Now})
-	pr.atVerifier = p.VerifierContext(keyCtx, &gooidc.Config{
+	pr.idVerifier = gooidc.NewVerifier(c.cfg.Issuer, keys, &gooidc.Config{ClientID: c.cfg.ClientID, Now: c.cfg.Now, SupportedSigningAlgs: asymmetricAlgs})
+	pr.atVerifier = gooidc.NewVerifier(c.cfg.Issuer, keys, &gooidc.Config{
 		SkipClientIDCheck:    true, // audience list checked in VerifyBearer
 		Now:                  c.cfg.Now,
 		SupportedSigningAlgs: asymmetricAlgs,
@@ -190,32 +189,18 @@ func endpoint(e oauth2.Endpoint, methods []string) oauth2.Endpoint {
 // used as an HMAC secret) and never none.
 var asymmetricAlgs = []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"}
 
-func (c *Client) fetchJWKS(ctx context.Context, jwksURL string) error {
-	if jwksURL == "" {
-		return invalid("jwks", errors.New("discovery document has no jwks_uri"))
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, jwksURL, nil)
+// verify checks raw's signature against the IdP's keys first, so that a JWKS fetch failure stays
+// Unavailable (go-oidc's error text would lose the type), then runs v's claim checks.
+func (c *Client) verify(ctx context.Context, p *provider, v *gooidc.IDTokenVerifier, step, raw string) (*gooidc.IDToken, error) {
+	payload, err := p.keys.VerifySignature(ctx, raw)
 	if err != nil {
-		return invalid("jwks", err)
+		return nil, classifyVerify(step, err)
 	}
-	res, err := c.cfg.HTTPClient.Do(req)
+	t, err := v.Verify(context.WithValue(ctx, verifiedKey{}, verified{raw: raw, payload: payload}), raw)
 	if err != nil {
-		return classify("jwks", err)
+		return nil, classifyVerify(step, err)
 	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return classify("jwks", &StatusError{StatusCode: res.StatusCode})
-	}
-	var set struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&set); err != nil {
-		return invalid("jwks", fmt.Errorf("decode: %w", err))
-	}
-	if len(set.Keys) == 0 {
-		return invalid("jwks", errors.New("key set is empty"))
-	}
-	return nil
+	return t, nil
 }
 
 // Ready reports whether discovery and the JWKS have been loaded.

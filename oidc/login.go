@@ -63,9 +63,9 @@ func (c *Client) Exchange(ctx context.Context, code string, l Login) (Identity, 
 	if rawID == "" {
 		return Identity{}, Tokens{}, invalid("exchange", errors.New("token response has no id_token"))
 	}
-	idt, err := p.idVerifier.Verify(ctx, rawID)
+	idt, err := c.verify(ctx, p, p.idVerifier, "verify id_token", rawID)
 	if err != nil {
-		return Identity{}, Tokens{}, classifyVerify("verify id_token", err)
+		return Identity{}, Tokens{}, err
 	}
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(l.Nonce)) != 1 || l.Nonce == "" {
 		return Identity{}, Tokens{}, invalid("verify id_token", errors.New("nonce does not match this login"))

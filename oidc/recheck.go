@@ -66,9 +66,9 @@ func (c *Client) refresh(ctx context.Context, p *provider, t Tokens, sub string)
 	}
 	claims := map[string]any{}
 	if rawID, _ := tok.Extra("id_token").(string); rawID != "" {
-		idt, err := p.idVerifier.Verify(ctx, rawID)
+		idt, err := c.verify(ctx, p, p.idVerifier, "refresh id_token", rawID)
 		if err != nil {
-			return Identity{}, t, classifyVerify("refresh id_token", err)
+			return Identity{}, t, err
 		}
 		if idt.Subject != sub {
 			return Identity{}, t, &Error{Kind: Revoked, Step: "refresh id_token", Err: errors.New("sub changed")}

@@ -182,7 +182,9 @@ func (p *Proxy) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 		if oidc.KindOf(err) == oidc.Unavailable {
 			return errUnavailable("idp_unavailable", err)
 		}
-		return errBadRequest("invalid_request", err)
+		// At WARN: a refused logout token usually means logout is broken for every user (an IdP
+		// whose tokens we misread, a wrong client id), and the IdP only logs a failed delivery.
+		return &httpError{status: http.StatusBadRequest, code: "invalid_request", err: err, warn: true}
 	}
 	if p.cfg.Revocations == nil {
 		return errUnavailable("not_supported", errors.New("no revocation list configured"))

@@ -18,6 +18,7 @@ type httpError struct {
 	status int
 	code   string
 	err    error
+	warn   bool // log the refusal at WARN: something an operator must fix, not a visitor's mistake
 }
 
 func (e *httpError) Error() string {
@@ -28,13 +29,17 @@ func (e *httpError) Error() string {
 }
 func (e *httpError) Unwrap() error { return e.err }
 
-func errBadRequest(code string, err error) error { return &httpError{http.StatusBadRequest, code, err} }
-func errUnauthorized(code string, err error) error {
-	return &httpError{http.StatusUnauthorized, code, err}
+func errBadRequest(code string, err error) error {
+	return &httpError{status: http.StatusBadRequest, code: code, err: err}
 }
-func errForbidden(code string, err error) error { return &httpError{http.StatusForbidden, code, err} }
+func errUnauthorized(code string, err error) error {
+	return &httpError{status: http.StatusUnauthorized, code: code, err: err}
+}
+func errForbidden(code string, err error) error {
+	return &httpError{status: http.StatusForbidden, code: code, err: err}
+}
 func errUnavailable(code string, err error) error {
-	return &httpError{http.StatusServiceUnavailable, code, err}
+	return &httpError{status: http.StatusServiceUnavailable, code: code, err: err}
 }
 
 var errNotFound = &httpError{status: http.StatusNotFound, code: "not_found"}
@@ -48,8 +53,11 @@ func (p *Proxy) render(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	info := infoOf(r)
 	level := slog.LevelInfo
-	if he.status >= 500 {
+	switch {
+	case he.status >= 500:
 		level = slog.LevelError
+	case he.warn:
+		level = slog.LevelWarn
 	}
 	if he.err != nil || he.status >= 500 {
 		attrs := []slog.Attr{slog.Int("status", he.status), slog.String("code", he.code)}
