@@ -11,11 +11,19 @@ import (
 	"time"
 )
 
+// ErrAudience means a bearer token was not issued to zdgate: its aud, or for an opaque token the
+// client_id or aud that introspection reports, names neither ClientID nor one of Audiences, or an
+// opaque token came from an IdP that cannot say to whom it was issued (no introspection). It is
+// wrapped in an *Error of Kind Invalid; test with errors.Is.
+var ErrAudience = errors.New("bearer token not issued to this client or its audiences")
+
 // VerifyBearer checks an access token that a native app sent as "Authorization: Bearer". A JWT is
-// verified against the IdP's JWKS (asymmetric algorithms only, iss, exp, and aud in ClientID or
-// Audiences); an opaque token is introspected (or, without introspection, sent to userinfo). Either
-// way the user is then confirmed at userinfo when the IdP has one, so a deleted user's unexpired JWT
-// is refused. The returned Tokens carry the access token, so a later Recheck can use it.
+// verified against the IdP's keys (asymmetric algorithms only, iss, exp, and aud in ClientID or
+// Audiences). An opaque token must be active at RFC 7662 introspection and issued to ClientID or
+// one of Audiences (client_id or aud); without introspection it is refused (ErrAudience) unless
+// InsecureBearerUserinfo. Either way the user is then confirmed at userinfo when the IdP has one,
+// so a deleted user's unexpired JWT is refused. The returned Tokens carry the access token, so a
+// later Recheck can use it.
 func (c *Client) VerifyBearer(ctx context.Context, token string) (Identity, Tokens, error) {
 	p, err := c.provider("bearer")
 	if err != nil {
@@ -30,7 +38,7 @@ func (c *Client) VerifyBearer(ctx context.Context, token string) (Identity, Toke
 			return Identity{}, t, err
 		}
 		if !slices.ContainsFunc(at.Audience, c.audienceOK) {
-			return Identity{}, t, invalid("bearer", fmt.Errorf("audience %q is not accepted", at.Audience))
+			return Identity{}, t, invalid("bearer", fmt.Errorf("%w: aud is %q", ErrAudience, at.Audience))
 		}
 		if err := at.Claims(&claims); err != nil {
 			return Identity{}, t, invalid("bearer", err)
@@ -46,16 +54,18 @@ func (c *Client) VerifyBearer(ctx context.Context, token string) (Identity, Toke
 			if err != nil {
 				return Identity{}, t, err
 			}
-			if aud := audiences(claims["aud"]); len(aud) > 0 && !slices.ContainsFunc(aud, c.audienceOK) {
-				return Identity{}, t, invalid("bearer", fmt.Errorf("audience %q is not accepted", aud))
+			client, _ := claims["client_id"].(string)
+			aud := audiences(claims["aud"])
+			if !c.audienceOK(client) && !slices.ContainsFunc(aud, c.audienceOK) {
+				return Identity{}, t, invalid("bearer", fmt.Errorf("%w: introspection says client_id %q, aud %q", ErrAudience, truncate(client, 128), aud))
 			}
 			if exp, ok := claims["exp"].(float64); ok {
 				t.Expiry = time.Unix(int64(exp), 0)
 			}
-		case p.userinfo != "":
-			// userinfo below is the check.
+		case c.cfg.InsecureBearerUserinfo && p.userinfo != "":
+			// Userinfo below is the only check: any client's token for this user passes.
 		default:
-			return Identity{}, t, invalid("bearer", errors.New("opaque token and the IdP offers neither introspection nor userinfo"))
+			return Identity{}, t, invalid("bearer", fmt.Errorf("%w: an opaque token, and the IdP offers no introspection to say to whom it was issued", ErrAudience))
 		}
 	}
 	if p.userinfo != "" {
@@ -74,8 +84,17 @@ func (c *Client) VerifyBearer(ctx context.Context, token string) (Identity, Toke
 	return c.identity(claims), t, nil
 }
 
+// BearerAudienceChecked reports whether this IdP lets opaque bearer tokens be checked for the
+// client they were issued to (an introspection endpoint, and a client secret to call it); false
+// means they are refused, or with InsecureBearerUserinfo accepted after userinfo alone. JWT access
+// tokens are always checked by their aud. Meaningful after Discover.
+func (c *Client) BearerAudienceChecked() bool {
+	p := c.state.Load()
+	return p != nil && p.introspect != "" && c.cfg.ClientSecret() != ""
+}
+
 func (c *Client) audienceOK(aud string) bool {
-	return aud == c.cfg.ClientID || slices.Contains(c.cfg.Audiences, aud)
+	return aud != "" && (aud == c.cfg.ClientID || slices.Contains(c.cfg.Audiences, aud))
 }
 
 func audiences(v any) []string {

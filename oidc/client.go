@@ -28,8 +28,14 @@ type Config struct {
 	ClientSecret func() string
 	RedirectURL  string
 	Scopes       []string
-	// Audiences are accepted on bearer access tokens besides ClientID (mobile apps' API audience).
+	// Audiences are accepted on bearer access tokens besides ClientID (mobile apps' API audience,
+	// or their client ids).
 	Audiences []string
+	// InsecureBearerUserinfo accepts opaque bearer access tokens that only userinfo can confirm,
+	// when the IdP offers no introspection: then ANY access token of the user, issued to any client
+	// of the IdP (a third-party app the user once signed in to), is taken as the user's
+	// credential for Zendesk. Off, such tokens are refused with ErrAudience.
+	InsecureBearerUserinfo bool
 	// HTTPClient makes every IdP call; it must have a timeout. Default: 10 s timeout.
 	HTTPClient *http.Client
 	// Now is the clock for token expiry checks.

@@ -56,6 +56,9 @@ type Config struct {
 	TrustedProxies         []netip.Prefix
 	AllowedRedirectDomains []string
 	PassAccessToken        bool // forward-auth: also answer X-Auth-Request-Access-Token
+	// BearerRateLimit is how many bearer tokens per second one client address may have checked at
+	// the IdP (remembered answers do not count); burst twice that; 0 means no limit.
+	BearerRateLimit float64
 
 	RecheckInterval time.Duration
 	RecheckGrace    time.Duration
@@ -91,6 +94,7 @@ type Proxy struct {
 	flight       singleflight.Group // one IdP re-check per session at a time
 	recent       *recentChecks      // results of re-checks, for requests still carrying the old cookie
 	bearers      *bearerCache
+	limits       *clientLimits
 	states       *usedStates
 	ready        func() bool
 	shuttingDown sync.Once
@@ -153,6 +157,7 @@ func New(cfg Config) (*Proxy, error) {
 		injSkip:  pathRules(cfg.InjectSkip),
 		recent:   newRecentChecks(10_000),
 		bearers:  newBearerCache(10_000),
+		limits:   newClientLimits(cfg.BearerRateLimit, 10_000),
 		states:   newUsedStates(10_000),
 		draining: make(chan struct{}),
 	}

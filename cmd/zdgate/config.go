@@ -22,6 +22,8 @@ type Config struct {
 	OIDCIssuer, OIDCClientID               string
 	OIDCClientSecret, OIDCClientSecretFile string
 	OIDCScopes, OIDCAudiences              []string
+	InsecureBearerUserinfo                 bool
+	BearerRateLimit                        float64
 	RecheckInterval, RecheckGrace          time.Duration
 
 	CookieSecret, CookieSecretFile string
@@ -81,6 +83,8 @@ func (c *Config) options() *optionSet {
 	s.str(&c.OIDCClientSecretFile, "oidc-client-secret-file", "", "file holding the client secret (re-read when it changes)")
 	s.list(&c.OIDCScopes, "oidc-scopes", []string{"openid", "email", "profile", "offline_access"}, false, "scopes asked for (space- or comma-separated, or repeated)")
 	s.list(&c.OIDCAudiences, "oidc-audiences", nil, false, "extra audiences accepted on bearer access tokens (mobile apps)")
+	s.boolean(&c.InsecureBearerUserinfo, "insecure-bearer-userinfo", false, "DANGEROUS: when the IdP has no introspection endpoint, accept opaque bearer tokens that only userinfo confirms; then ANY access token of the user, issued to ANY client of the IdP (a third-party app the user once signed in to), mints Zendesk tokens for them")
+	s.float(&c.BearerRateLimit, "bearer-rate-limit", 10, "bearer tokens (mobile apps, /zendesk/sdk) per second per client address that may be checked at the IdP; remembered answers do not count; burst twice that; 0 = no limit")
 	s.duration(&c.RecheckInterval, "recheck-interval", time.Minute, "how old the last IdP confirmation of a session may be before it is confirmed again")
 	s.duration(&c.RecheckGrace, "recheck-grace", 0, "how long an IdP outage may be bridged with the last confirmation (0 = fail closed)")
 	s.secretStr(&c.CookieSecret, "cookie-secret", "32 bytes (or base64 of 32 bytes) sealing session cookies; a second line is a retired secret that only opens old cookies")

@@ -78,6 +78,18 @@ func (s *optionSet) duration(p *time.Duration, name string, def time.Duration, u
 	}})
 }
 
+func (s *optionSet) float(p *float64, name string, def float64, usage string) {
+	*p = def
+	s.add(&option{name: name, usage: usage, def: strconv.FormatFloat(def, 'g', -1, 64), get: func() any { return *p }, set: func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || f != f {
+			return fmt.Errorf("want a number of 0 or more, got %q", v)
+		}
+		*p = f
+		return nil
+	}})
+}
+
 func (s *optionSet) size(p *int, name string, def int, defText, usage string) {
 	*p = def
 	s.add(&option{name: name, usage: usage, def: defText, get: func() any { return *p }, set: func(v string) error {
