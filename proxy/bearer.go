@@ -93,7 +93,9 @@ type bearerResult struct {
 
 // bearerCache remembers bearer tokens by hash: confirmed (id) or refused (err), each until its
 // time by the injected clock, the least recently used dropped beyond its size.
-type bearerCache struct{ c *lru.Cache[[32]byte, bearerEntry] }
+type bearerCache struct {
+	c *lru.Cache[[32]byte, bearerEntry]
+}
 
 type bearerEntry struct {
 	id    oidc.Identity
