@@ -42,6 +42,9 @@ type Config struct {
 	Now func() time.Time
 	// LogoutSkew is how far a logout token's iat may be from now (default 5 min).
 	LogoutSkew time.Duration
+	// FailFast is how long every IdP call fails at once after one failed as unavailable (default
+	// DefaultFailFast; negative turns it off): a hung IdP costs one timeout, not one per request.
+	FailFast time.Duration
 	// GroupsClaim is the claim read into Identity.Groups (default "groups").
 	GroupsClaim string
 	// EmailVerifiedClaim is the claim that says the email is verified (default "email_verified"),
@@ -53,8 +56,9 @@ type Config struct {
 // Client talks to one IdP. It is safe for concurrent use. Until Discover succeeds every call fails
 // with Kind Unavailable, and Ready reports false.
 type Client struct {
-	cfg   Config
-	state atomic.Pointer[provider]
+	cfg    Config
+	state  atomic.Pointer[provider]
+	config trackConfig
 
 	mu       sync.Mutex
 	seenJTIs map[string]time.Time // back-channel logout replay guard
@@ -104,6 +108,19 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.LogoutSkew == 0 {
 		cfg.LogoutSkew = 5 * time.Minute
+	}
+	if cfg.FailFast == 0 {
+		cfg.FailFast = DefaultFailFast
+	}
+	if cfg.FailFast > 0 {
+		// Every call to the IdP, by us, go-oidc or x/oauth2, goes through the breaker.
+		hc := *cfg.HTTPClient
+		next := hc.Transport
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		hc.Transport = &breaker{next: next, now: cfg.Now, period: cfg.FailFast}
+		cfg.HTTPClient = &hc
 	}
 	return &Client{cfg: cfg, seenJTIs: map[string]time.Time{}}, nil
 }

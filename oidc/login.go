@@ -54,11 +54,13 @@ func (c *Client) Exchange(ctx context.Context, code string, l Login) (Identity, 
 	tok, err := p.oauthConfig(c.cfg.ClientSecret()).Exchange(ctx, code, oauth2.VerifierOption(l.Verifier))
 	if err != nil {
 		e := classify("exchange", err)
+		c.noteAuthenticated(e)
 		if KindOf(e) == Revoked { // invalid_grant on a code is a bad code, not a revoked user
 			e = invalid("exchange", err)
 		}
 		return Identity{}, Tokens{}, e
 	}
+	c.noteAuthenticated(nil)
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
 		return Identity{}, Tokens{}, invalid("exchange", errors.New("token response has no id_token"))

@@ -58,8 +58,11 @@ func (c *Client) refresh(ctx context.Context, p *provider, t Tokens, sub string)
 	})
 	tok, err := src.Token()
 	if err != nil {
-		return Identity{}, t, classify("refresh", err)
+		err = classify("refresh", err)
+		c.noteAuthenticated(err)
+		return Identity{}, t, err
 	}
+	c.noteAuthenticated(nil)
 	nt := Tokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, IDToken: t.IDToken, Expiry: tok.Expiry}
 	if nt.RefreshToken == "" {
 		nt.RefreshToken = t.RefreshToken // not rotated
@@ -111,8 +114,12 @@ func (c *Client) introspect(ctx context.Context, p *provider, token string) (map
 	if res.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 		// A 401 here is our client credentials, not the user: fail closed without ending sessions.
-		return nil, &Error{Kind: Unavailable, Step: "introspect", Err: &StatusError{StatusCode: res.StatusCode}}
+		err := &Error{Kind: Unavailable, Step: "introspect", Err: &StatusError{StatusCode: res.StatusCode},
+			Misconfigured: res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden}
+		c.noteAuthenticated(err)
+		return nil, err
 	}
+	c.noteAuthenticated(nil)
 	var claims map[string]any
 	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&claims); err != nil {
 		return nil, invalid("introspect", fmt.Errorf("decode: %w", err))

@@ -166,8 +166,12 @@ func (p *Proxy) recheck(ctx context.Context, s *session.Session) *checkResult {
 	return &checkResult{Session: &ns, ConfirmedAt: ns.ConfirmedAt}
 }
 
-// wrapUnavailable keeps the oidc Kind visible to callers (errors.As) while rendering a 503.
+// wrapUnavailable keeps the oidc Kind visible to callers (errors.As) while rendering a 503:
+// idp_misconfigured when the IdP refuses zdgate's own client, else idp_unavailable.
 func wrapUnavailable(err error) error {
+	if oidc.IsMisconfigured(err) {
+		return &httpError{status: http.StatusServiceUnavailable, code: "idp_misconfigured", err: err}
+	}
 	return &httpError{status: http.StatusServiceUnavailable, code: "idp_unavailable", err: err}
 }
 

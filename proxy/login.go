@@ -44,7 +44,7 @@ func (p *Proxy) startLogin(w http.ResponseWriter, r *http.Request, rd string) {
 	l := oidc.NewLogin()
 	authURL, err := p.cfg.OIDC.AuthCodeURL(l)
 	if err != nil {
-		p.render(w, r, errUnavailable("idp_unavailable", err))
+		p.render(w, r, wrapUnavailable(err))
 		return
 	}
 	plain, _ := json.Marshal(loginState{Login: l, RD: rd})
@@ -116,7 +116,7 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) error {
 	p.m.idpChecks.WithLabelValues("login", resultOf(err)).Inc()
 	if err != nil {
 		if oidc.KindOf(err) == oidc.Unavailable {
-			return errUnavailable("idp_unavailable", err)
+			return wrapUnavailable(err)
 		}
 		return errForbidden("login_failed", err)
 	}
@@ -180,7 +180,7 @@ func (p *Proxy) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 	lo, err := p.cfg.OIDC.VerifyLogout(r.Context(), raw)
 	if err != nil {
 		if oidc.KindOf(err) == oidc.Unavailable {
-			return errUnavailable("idp_unavailable", err)
+			return wrapUnavailable(err)
 		}
 		// At WARN: a refused logout token usually means logout is broken for every user (an IdP
 		// whose tokens we misread, a wrong client id), and the IdP only logs a failed delivery.

@@ -9,6 +9,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -330,6 +331,13 @@ func (p *Proxy) readyz(w http.ResponseWriter, r *http.Request) error {
 	if !p.ready() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, err := w.Write([]byte("identity provider discovery not loaded yet\n"))
+		return err
+	}
+	if err := p.cfg.OIDC.ConfigProblem(); err != nil {
+		// Not an outage (those stay ready and fail closed per request): the IdP refuses this
+		// replica's client, so it can confirm no one. The cause names no secret.
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, err := fmt.Fprintf(w, "identity provider refuses zdgate's client (check --oidc-client-id and --oidc-client-secret): %v\n", err)
 		return err
 	}
 	if rc, ok := p.cfg.Sessions.(interface{ Ready(context.Context) error }); ok {

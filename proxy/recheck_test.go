@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zdgate/zdgate/oidc"
 	"github.com/zdgate/zdgate/oidc/oidctest"
 	"github.com/zdgate/zdgate/tokens"
 )
@@ -76,6 +77,7 @@ func TestIdPOutage(t *testing.T) {
 				t.Fatalf("token past the grace = %d; want 503", res.StatusCode)
 			}
 			st.idp.SetDown(false)
+			st.idpClock.Advance(oidc.DefaultFailFast) // the fail-fast period after the failed call
 			if res, _ := st.do(st.client, "GET", "/zendesk/token", nil); res.StatusCode != 200 {
 				t.Fatalf("token after the IdP is back = %d; want 200", res.StatusCode)
 			}

@@ -95,6 +95,8 @@ func publicMessage(e *httpError) string {
 		return "The application behind this sign-in gateway is not answering. Try again in a moment."
 	case "idp_unavailable":
 		return "The identity provider cannot be reached right now, so your sign-in cannot be confirmed. Try again in a moment."
+	case "idp_misconfigured":
+		return "Your sign-in cannot be confirmed: the identity provider refuses this site's configuration. The site's operators need to fix it."
 	case "login_failed":
 		return "Sign-in could not be completed. Please start again."
 	case "login_expired":

@@ -50,6 +50,7 @@ type stack struct {
 	front    *httptest.Server
 	proxy    *Proxy
 	clock    *clock
+	idpClock *clock // the IdP client's own clock (token expiry, fail-fast period), real time unless moved
 	store    interface {
 		session.Store
 		IsOwnCookie(string) bool
@@ -123,7 +124,9 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	}
 
 	client := st.idp.Client()
+	st.idpClock = &clock{t: time.Now()}
 	oc := oidc.Config{
+		Now:    st.idpClock.Now,
 		Issuer: st.idp.URL(), ClientID: client.ID, ClientSecret: func() string { return client.Secret },
 		RedirectURL: st.front.URL + "/oauth2/callback", HTTPClient: &http.Client{Timeout: 2 * time.Second},
 		Scopes: o.scopes,
