@@ -128,7 +128,7 @@ func New(cfg Config) (*Client, error) {
 type callKey struct{}
 
 // CallKind names the IdP call a request belongs to ("discovery", "jwks", "exchange", "refresh",
-// "userinfo", "introspect", "bearer", "backchannel_logout"), so an instrumented transport can label
+// "userinfo", "introspect", "bearer", "backchannel_logout", "revoke"), so an instrumented transport can label
 // its latency metric; "other" when unknown.
 func CallKind(r *http.Request) string {
 	if k, ok := r.Context().Value(callKey{}).(string); ok {

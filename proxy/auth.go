@@ -29,7 +29,7 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request) (*session.S
 		return nil, oidc.Identity{}, errNoSession
 	case errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrRevoked), errors.Is(err, session.ErrInvalid):
 		// Drop the dead cookie so the browser stops sending it; the request is anonymous.
-		p.cfg.Sessions.Clear(w, r)
+		p.dropSession(w, r)
 		if errors.Is(err, session.ErrExpired) {
 			p.m.sessionsEnded.WithLabelValues("expired").Inc()
 		}
@@ -41,7 +41,7 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request) (*session.S
 	c, err := p.confirm(w, r, s)
 	if err != nil {
 		if oidc.KindOf(err) == oidc.Revoked || isPolicy(err) {
-			p.cfg.Sessions.Clear(w, r)
+			p.dropSession(w, r)
 		}
 		return nil, oidc.Identity{}, err
 	}

@@ -138,24 +138,32 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// signOut ends the session here and, when the IdP offers RP-initiated logout, there too.
+// signOut ends the session here and, when the IdP offers RP-initiated logout, there too. A
+// cross-site request (Sec-Fetch-Site other than same-origin/none, or a foreign Origin) ends
+// nothing: a page of another site must not be able to sign the user out (logout CSRF), so it gets
+// a same-origin confirmation form instead, whose POST then signs out.
 func (p *Proxy) signOut(w http.ResponseWriter, r *http.Request) error {
 	rd := p.safeRedirect(r.URL.Query().Get("rd"))
-	target := p.endSession(w, r, rd)
+	if err := p.sameOrigin(r); err != nil {
+		return p.confirmSignOut(w, r, rd, err)
+	}
+	s, err := p.endSession(w, r)
+	if err != nil {
+		return err
+	}
+	target := p.afterSignOut(s, rd)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
 	return nil
 }
 
-// endSession clears the session and returns where to send the browser: the IdP's end_session
-// endpoint (with id_token_hint and a post-logout redirect back to rd) or rd itself.
-func (p *Proxy) endSession(w http.ResponseWriter, r *http.Request, rd string) string {
-	s, err := p.cfg.Sessions.Load(r)
-	p.cfg.Sessions.Clear(w, r)
-	if err != nil {
+// afterSignOut is where the browser goes once session s has ended: the IdP's end_session endpoint
+// (with id_token_hint and a post-logout redirect back to rd), or rd itself (also when there was no
+// session).
+func (p *Proxy) afterSignOut(s *session.Session, rd string) string {
+	if s == nil {
 		return rd
 	}
-	p.m.sessionsEnded.WithLabelValues("sign_out").Inc()
 	back := rd
 	if strings.HasPrefix(rd, "/") {
 		back = p.cfg.PublicURL.ResolveReference(&url.URL{Path: "/"}).String()
