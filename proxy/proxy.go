@@ -156,7 +156,7 @@ func New(cfg Config) (*Proxy, error) {
 		trust:    trust(cfg.TrustedProxies),
 		skip:     pathRules(cfg.SkipAuth),
 		injSkip:  pathRules(cfg.InjectSkip),
-		recent:   newRecentChecks(10_000),
+		recent:   newRecentChecks(10_000, cfg.SessionTTL),
 		bearers:  newBearerCache(10_000),
 		limits:   newClientLimits(cfg.BearerRateLimit, 10_000),
 		states:   newUsedStates(10_000),

@@ -309,3 +309,28 @@ func TestRealIdPSignOutRevokesRefreshToken(t *testing.T) {
 		t.Fatalf("a copy of the cookie after sign-out = %d; want 401", code)
 	}
 }
+
+// TestRealIdPStaleCookieKeepsTheGrant: oidc-provider revokes the whole grant when a rotated-away
+// refresh token is presented again. A cookie one refresh old, replayed on the replica that did the
+// refresh, must not do that to the real user (issue 10 item 8).
+func TestRealIdPStaleCookieKeepsTheGrant(t *testing.T) {
+	s := startRealIdPStack(t) // --recheck-interval=1ns: every request refreshes
+	c := noFollow()
+	s.login(t, c, nodeidp.Alice, nodeidp.AlicePassword)
+	oldJar, _ := cookiejar.New(nil)
+	oldJar.SetCookies(mustParse(s.url), c.Jar.Cookies(mustParse(s.url)))
+	stale := &http.Client{Jar: oldJar, Timeout: 10 * time.Second}
+	if code, _ := s.token(t, c); code != 200 { // rotates: the browser holds the new cookie
+		t.Fatalf("token = %d", code)
+	}
+	if code, _ := s.token(t, stale); code != 200 {
+		t.Fatalf("the stale cookie = %d; want 200 from the session's latest state", code)
+	}
+	if code, _ := s.token(t, c); code != 200 {
+		t.Fatalf("the real browser after the stale replay = %d; want 200 (the grant must survive)", code)
+	}
+	counts, _ := s.idp.Counts()
+	if counts["refresh_token_error"] != 0 {
+		t.Fatalf("IdP counts = %v; want no failed refresh (no reuse detected)", counts)
+	}
+}

@@ -88,6 +88,10 @@ type Options struct {
 	// a new refresh token and the used one answers invalid_grant. Refresh tokens are issued whenever
 	// the scope has offline_access.
 	DisableRefreshRotation bool
+	// RefreshReuseRevokesGrant adds reuse detection to rotation, as Ory Hydra and oidc-provider
+	// have it by default: a used refresh token presented again answers invalid_grant AND revokes
+	// its whole grant, so the rotated successor dies too.
+	RefreshReuseRevokesGrant bool
 	// Disable leaves endpoints out of discovery so they answer 404: any of "userinfo",
 	// "introspection", "end_session", "revocation".
 	Disable []string
@@ -121,6 +125,7 @@ type Server struct {
 	codes      map[string]*authCode
 	access     map[string]*accessToken
 	refresh    map[string]*refreshToken
+	usedRT     map[string]*grant // rotated-away refresh tokens, for reuse detection
 	sessions   map[string]*idpSession
 	uiSubject  map[string]string
 	uiMutate   map[string]func(map[string]any)
@@ -278,6 +283,7 @@ func newServer(opts Options) (*Server, error) {
 		codes:     map[string]*authCode{},
 		access:    map[string]*accessToken{},
 		refresh:   map[string]*refreshToken{},
+		usedRT:    map[string]*grant{},
 		sessions:  map[string]*idpSession{},
 		uiSubject: map[string]string{},
 		uiMutate:  map[string]func(map[string]any){},
