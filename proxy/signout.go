@@ -111,7 +111,9 @@ func (p *Proxy) confirmSignOut(w http.ResponseWriter, r *http.Request, rd string
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	// No form-action: browsers apply it to the redirects after the POST too, and the sign-out
+	// continues to the IdP's end_session endpoint, another origin.
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'")
 	w.WriteHeader(http.StatusOK)
 	return confirmSignOutPage.Execute(w, map[string]string{"RD": rd})
 }

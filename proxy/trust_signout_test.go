@@ -111,7 +111,7 @@ func TestSignOutCSRF(t *testing.T) {
 		for _, ck := range res.Cookies() {
 			t.Errorf("%s: the confirmation touched cookie %s", c.name, ck.Name)
 		}
-		if res.Header.Get("Location") != "" || !strings.Contains(res.Header.Get("Content-Security-Policy"), "form-action 'self'") {
+		if res.Header.Get("Location") != "" || !strings.Contains(res.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
 			t.Errorf("%s: Location %q, CSP %q", c.name, res.Header.Get("Location"), res.Header.Get("Content-Security-Policy"))
 		}
 	}
