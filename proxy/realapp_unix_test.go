@@ -204,17 +204,24 @@ func startTomcat(t *testing.T) string {
 	}
 }
 
-// rawGet sends one request with the target written exactly as given (no client-side cleaning or
-// escaping) and returns the status code and body.
-func rawGet(t *testing.T, base, target string, headers map[string]string) (int, string) {
+// dialBase opens a raw connection to an http:// base URL, bounded to 15 s in all.
+func dialBase(t *testing.T, base string) (net.Conn, string) {
 	t.Helper()
 	addr := strings.TrimPrefix(base, "http://")
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	c.SetDeadline(time.Now().Add(15 * time.Second))
+	return c, addr
+}
+
+// rawGet sends one request with the target written exactly as given (no client-side cleaning or
+// escaping) and returns the status code and body.
+func rawGet(t *testing.T, base, target string, headers map[string]string) (int, string) {
+	t.Helper()
+	c, addr := dialBase(t, base)
+	defer c.Close()
 	var req strings.Builder
 	req.WriteString("GET " + target + " HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n")
 	for k, v := range headers {

@@ -225,14 +225,7 @@ func TestBackchannelLogout(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	st.login(st.client, "/")
 	s, _ := st.sessionOf(st.client)
-	post := func(tok string) int {
-		res, err := http.PostForm(st.front.URL+"/oauth2/backchannel_logout", url.Values{"logout_token": {tok}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
-	}
+	post := st.postLogoutToken
 	bad := map[string]string{
 		"no events": st.idp.LogoutToken("user-1", s.SID, func(c map[string]any) { delete(c, "events") }),
 		"has nonce": st.idp.LogoutToken("user-1", s.SID, func(c map[string]any) { c["nonce"] = "n" }),

@@ -63,11 +63,7 @@ func (p *Proxy) clearSession(w http.ResponseWriter, r *http.Request) error {
 // refused by the IdP at its next re-check; the cookies are gone from this browser).
 func (p *Proxy) dropSession(w http.ResponseWriter, r *http.Request) {
 	if err := p.cfg.Sessions.Clear(w, r); err != nil {
-		attrs := []slog.Attr{slog.String("cause", err.Error())}
-		if info := infoOf(r); info != nil {
-			attrs = append(attrs, slog.String("request_id", info.id))
-		}
-		p.log.LogAttrs(r.Context(), slog.LevelWarn, "session store: could not delete an ended session", attrs...)
+		p.logRequest(r, slog.LevelWarn, "session store: could not delete an ended session", slog.String("cause", err.Error()))
 	}
 }
 
@@ -83,12 +79,17 @@ func (p *Proxy) revokeAtIdP(r *http.Request, s *session.Session) {
 	}
 	p.m.idpChecks.WithLabelValues("revoke", resultOf(err)).Inc()
 	if err != nil {
-		attrs := []slog.Attr{slog.String("cause", err.Error()), slog.String("sub", s.Subject)}
-		if info := infoOf(r); info != nil {
-			attrs = append(attrs, slog.String("request_id", info.id))
-		}
-		p.log.LogAttrs(r.Context(), slog.LevelWarn, "sign-out: the IdP did not revoke the session's tokens", attrs...)
+		p.logRequest(r, slog.LevelWarn, "sign-out: the IdP did not revoke the session's tokens",
+			slog.String("cause", err.Error()), slog.String("sub", s.Subject))
 	}
+}
+
+// logRequest logs msg with the request's id.
+func (p *Proxy) logRequest(r *http.Request, level slog.Level, msg string, attrs ...slog.Attr) {
+	if info := infoOf(r); info != nil {
+		attrs = append(attrs, slog.String("request_id", info.id))
+	}
+	p.log.LogAttrs(r.Context(), level, msg, attrs...)
 }
 
 // headerOnly collects the headers a store writes, so they reach the response only on success.
@@ -101,11 +102,7 @@ func (headerOnly) WriteHeader(int)             {}
 // confirmSignOut answers a cross-site sign-out request with a form that signs out when the user
 // submits it (a same-origin POST); the session, here and at the IdP, is left alone.
 func (p *Proxy) confirmSignOut(w http.ResponseWriter, r *http.Request, rd string, why error) error {
-	attrs := []slog.Attr{slog.String("cause", why.Error())}
-	if info := infoOf(r); info != nil {
-		attrs = append(attrs, slog.String("request_id", info.id))
-	}
-	p.log.LogAttrs(r.Context(), slog.LevelInfo, "cross-site sign-out: asking the user to confirm", attrs...)
+	p.logRequest(r, slog.LevelInfo, "cross-site sign-out: asking the user to confirm", slog.String("cause", why.Error()))
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

@@ -27,6 +27,17 @@ func hydraLogoutToken(st *stack, sid string, mutate func(map[string]any)) string
 	return st.idp.Forge(oidctest.ForgeRS256, c)
 }
 
+// postLogoutToken POSTs tok to the back-channel logout route, as an IdP does, and returns the status.
+func (st *stack) postLogoutToken(tok string) int {
+	st.t.Helper()
+	res, err := http.PostForm(st.front.URL+"/oauth2/backchannel_logout", url.Values{"logout_token": {tok}})
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
 // TestBackchannelLogoutHydraShaped is issue 10 item 6: Hydra's logout token (no exp) ends the
 // session; an exp, when present, must be valid; every refusal is logged at WARN with its reason.
 func TestBackchannelLogoutHydraShaped(t *testing.T) {
@@ -37,14 +48,7 @@ func TestBackchannelLogoutHydraShaped(t *testing.T) {
 	if err != nil || s.SID == "" {
 		t.Fatalf("session %v, %v; want one with a sid", s, err)
 	}
-	post := func(tok string) int {
-		res, err := http.PostForm(st.front.URL+"/oauth2/backchannel_logout", url.Values{"logout_token": {tok}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
-	}
+	post := st.postLogoutToken
 	refused := []struct {
 		name, reason string
 		mutate       func(map[string]any)

@@ -27,13 +27,8 @@ import (
 // "admin". It returns the first answer's status and, if the tunnel opened, the tunnelled answer.
 func h2cSmuggle(t *testing.T, base, path, cookie string) (status int, tunnelled string) {
 	t.Helper()
-	addr := strings.TrimPrefix(base, "http://")
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, addr := dialBase(t, base)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(15 * time.Second))
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nAccept: application/json\r\n" +
 		"Connection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
 	if cookie != "" {
