@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -82,7 +83,7 @@ func (s *optionSet) float(p *float64, name string, def float64, usage string) {
 	*p = def
 	s.add(&option{name: name, usage: usage, def: strconv.FormatFloat(def, 'g', -1, 64), get: func() any { return *p }, set: func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 0 || f != f {
+		if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 			return fmt.Errorf("want a number of 0 or more, got %q", v)
 		}
 		*p = f
