@@ -7,10 +7,7 @@ package oidc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -31,23 +28,37 @@ type Config struct {
 	ClientSecret func() string
 	RedirectURL  string
 	Scopes       []string
-	// Audiences are accepted on bearer access tokens besides ClientID (mobile apps' API audience).
+	// Audiences are accepted on bearer access tokens besides ClientID (mobile apps' API audience,
+	// or their client ids).
 	Audiences []string
+	// InsecureBearerUserinfo accepts opaque bearer access tokens that only userinfo can confirm,
+	// when the IdP offers no introspection: then ANY access token of the user, issued to any client
+	// of the IdP (a third-party app the user once signed in to), is taken as the user's
+	// credential for Zendesk. Off, such tokens are refused with ErrAudience.
+	InsecureBearerUserinfo bool
 	// HTTPClient makes every IdP call; it must have a timeout. Default: 10 s timeout.
 	HTTPClient *http.Client
 	// Now is the clock for token expiry checks.
 	Now func() time.Time
 	// LogoutSkew is how far a logout token's iat may be from now (default 5 min).
 	LogoutSkew time.Duration
+	// FailFast is how long every IdP call fails at once after one failed as unavailable (default
+	// DefaultFailFast; negative turns it off): a hung IdP costs one timeout, not one per request.
+	FailFast time.Duration
 	// GroupsClaim is the claim read into Identity.Groups (default "groups").
 	GroupsClaim string
+	// EmailVerifiedClaim is the claim that says the email is verified (default "email_verified"),
+	// read from the same document as the email (see merge) with the rule of Verified. Entra ID
+	// sends none; its optional claim xms_edov says the tenant verified the email's domain.
+	EmailVerifiedClaim string
 }
 
 // Client talks to one IdP. It is safe for concurrent use. Until Discover succeeds every call fails
 // with Kind Unavailable, and Ready reports false.
 type Client struct {
-	cfg   Config
-	state atomic.Pointer[provider]
+	cfg    Config
+	state  atomic.Pointer[provider]
+	config trackConfig
 
 	mu       sync.Mutex
 	seenJTIs map[string]time.Time // back-channel logout replay guard
@@ -56,10 +67,10 @@ type Client struct {
 // provider is everything learnt from discovery; swapped atomically once loaded.
 type provider struct {
 	p          *gooidc.Provider
+	keys       *keySet
 	oauth      oauth2.Config
 	idVerifier *gooidc.IDTokenVerifier
 	atVerifier *gooidc.IDTokenVerifier // bearer access tokens: aud checked by us
-	lgVerifier *gooidc.IDTokenVerifier
 	userinfo   string
 	introspect string
 	endSession string
@@ -98,13 +109,26 @@ func New(cfg Config) (*Client, error) {
 	if cfg.LogoutSkew == 0 {
 		cfg.LogoutSkew = 5 * time.Minute
 	}
+	if cfg.FailFast == 0 {
+		cfg.FailFast = DefaultFailFast
+	}
+	if cfg.FailFast > 0 {
+		// Every call to the IdP, by us, go-oidc or x/oauth2, goes through the breaker.
+		hc := *cfg.HTTPClient
+		next := hc.Transport
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		hc.Transport = &breaker{next: next, now: cfg.Now, period: cfg.FailFast}
+		cfg.HTTPClient = &hc
+	}
 	return &Client{cfg: cfg, seenJTIs: map[string]time.Time{}}, nil
 }
 
 type callKey struct{}
 
 // CallKind names the IdP call a request belongs to ("discovery", "jwks", "exchange", "refresh",
-// "userinfo", "introspect", "bearer", "backchannel_logout"), so an instrumented transport can label
+// "userinfo", "introspect", "bearer", "backchannel_logout", "revoke"), so an instrumented transport can label
 // its latency metric; "other" when unknown.
 func CallKind(r *http.Request) string {
 	if k, ok := r.Context().Value(callKey{}).(string); ok {
@@ -142,11 +166,16 @@ func (c *Client) Discover(ctx context.Context) error {
 	if err := p.Claims(&meta); err != nil {
 		return invalid("discovery", err)
 	}
-	if err := c.fetchJWKS(c.ctx(ctx, "jwks"), meta.JWKS); err != nil {
+	if meta.JWKS == "" {
+		return invalid("jwks", errors.New("discovery document has no jwks_uri"))
+	}
+	keys := &keySet{url: meta.JWKS, client: c.cfg.HTTPClient, now: c.cfg.Now}
+	if err := keys.load(c.ctx(ctx, "jwks")); err != nil {
 		return err
 	}
 	pr := &provider{
 		p:          p,
+		keys:       keys,
 		userinfo:   meta.Userinfo,
 		introspect: meta.Introspect,
 		endSession: meta.EndSession,
@@ -158,11 +187,8 @@ func (c *Client) Discover(ctx context.Context) error {
 			Scopes:      c.cfg.Scopes,
 		},
 	}
-	// The verifier context is only used for JWKS fetches; it must outlive this call.
-	keyCtx := c.ctx(context.Background(), "jwks")
-	pr.idVerifier = p.VerifierContext(keyCtx, &gooidc.Config{ClientID: c.cfg.ClientID, Now: c.cfg.Now})
-	pr.lgVerifier = p.VerifierContext(keyCtx, &gooidc.Config{ClientID: c.cfg.ClientID, Now: c.cfg.Now})
-	pr.atVerifier = p.VerifierContext(keyCtx, &gooidc.Config{
+	pr.idVerifier = gooidc.NewVerifier(c.cfg.Issuer, keys, &gooidc.Config{ClientID: c.cfg.ClientID, Now: c.cfg.Now, SupportedSigningAlgs: asymmetricAlgs})
+	pr.atVerifier = gooidc.NewVerifier(c.cfg.Issuer, keys, &gooidc.Config{
 		SkipClientIDCheck:    true, // audience list checked in VerifyBearer
 		Now:                  c.cfg.Now,
 		SupportedSigningAlgs: asymmetricAlgs,
@@ -186,32 +212,18 @@ func endpoint(e oauth2.Endpoint, methods []string) oauth2.Endpoint {
 // used as an HMAC secret) and never none.
 var asymmetricAlgs = []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"}
 
-func (c *Client) fetchJWKS(ctx context.Context, jwksURL string) error {
-	if jwksURL == "" {
-		return invalid("jwks", errors.New("discovery document has no jwks_uri"))
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, jwksURL, nil)
+// verify checks raw's signature against the IdP's keys first, so that a JWKS fetch failure stays
+// Unavailable (go-oidc's error text would lose the type), then runs v's claim checks.
+func (c *Client) verify(ctx context.Context, p *provider, v *gooidc.IDTokenVerifier, step, raw string) (*gooidc.IDToken, error) {
+	payload, err := p.keys.VerifySignature(ctx, raw)
 	if err != nil {
-		return invalid("jwks", err)
+		return nil, classifyVerify(step, err)
 	}
-	res, err := c.cfg.HTTPClient.Do(req)
+	t, err := v.Verify(context.WithValue(ctx, verifiedKey{}, verified{raw: raw, payload: payload}), raw)
 	if err != nil {
-		return classify("jwks", err)
+		return nil, classifyVerify(step, err)
 	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return classify("jwks", &StatusError{StatusCode: res.StatusCode})
-	}
-	var set struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&set); err != nil {
-		return invalid("jwks", fmt.Errorf("decode: %w", err))
-	}
-	if len(set.Keys) == 0 {
-		return invalid("jwks", errors.New("key set is empty"))
-	}
-	return nil
+	return t, nil
 }
 
 // Ready reports whether discovery and the JWKS have been loaded.

@@ -40,9 +40,19 @@ type Error struct {
 	Kind Kind
 	Step string
 	Err  error
+	// Misconfigured says the IdP refused zdgate's own client (invalid_client, unauthorized_client,
+	// introspection or revocation 401): a configuration to fix, not the user's fault and not an
+	// outage. Kind is then Unavailable: fail closed, keep the session.
+	Misconfigured bool
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("oidc: %s: %s: %v", e.Step, e.Kind, e.Err) }
+func (e *Error) Error() string {
+	kind := e.Kind.String()
+	if e.Misconfigured {
+		kind = "misconfigured (the IdP refuses this client)"
+	}
+	return fmt.Sprintf("oidc: %s: %s: %v", e.Step, kind, e.Err)
+}
 func (e *Error) Unwrap() error { return e.Err }
 
 // KindOf classifies err; errors that are not *Error count as Invalid.
@@ -52,6 +62,13 @@ func KindOf(err error) Kind {
 		return e.Kind
 	}
 	return Invalid
+}
+
+// IsMisconfigured reports whether err is the IdP refusing zdgate's own client (see
+// Error.Misconfigured).
+func IsMisconfigured(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Misconfigured
 }
 
 // StatusError is a non-2xx answer from an IdP endpoint that we called directly.
@@ -73,10 +90,13 @@ func classify(step string, err error) error {
 		return err
 	}
 	kind := Invalid
+	misconfigured := false
 	var re *oauth2.RetrieveError
 	var se *StatusError
 	var ne net.Error
 	switch {
+	case errors.Is(err, ErrFailingFast):
+		kind = Unavailable
 	case errors.As(err, &re):
 		switch {
 		case re.ErrorCode == "invalid_grant":
@@ -85,8 +105,14 @@ func classify(step string, err error) error {
 			kind = Unavailable
 		default:
 			// invalid_client and friends are our configuration, not the user's fault: do not end
-			// sessions for it, fail closed.
+			// sessions for it, fail closed, and say so.
 			kind = Unavailable
+			switch re.ErrorCode {
+			case "invalid_client", "unauthorized_client", "unsupported_grant_type":
+				misconfigured = true
+			case "":
+				misconfigured = re.Response != nil && re.Response.StatusCode == http.StatusUnauthorized
+			}
 		}
 	case errors.As(err, &se):
 		switch {
@@ -103,5 +129,5 @@ func classify(step string, err error) error {
 			kind = Unavailable
 		}
 	}
-	return &Error{Kind: kind, Step: step, Err: err}
+	return &Error{Kind: kind, Step: step, Err: err, Misconfigured: misconfigured}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"golang.org/x/oauth2"
@@ -39,6 +40,33 @@ func TestClassifyByTypeNotText(t *testing.T) {
 				t.Fatal("classify lost the cause")
 			}
 		})
+	}
+}
+
+func TestMisconfiguredIsOurClient(t *testing.T) {
+	resp := func(code int) *http.Response { return &http.Response{StatusCode: code} }
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&oauth2.RetrieveError{Response: resp(401), ErrorCode: "invalid_client"}, true},
+		{&oauth2.RetrieveError{Response: resp(400), ErrorCode: "unauthorized_client"}, true},
+		{&oauth2.RetrieveError{Response: resp(401)}, true},
+		{&oauth2.RetrieveError{Response: resp(400), ErrorCode: "invalid_grant"}, false},
+		{&oauth2.RetrieveError{Response: resp(503)}, false},
+		{fmt.Errorf("dial: %w", ErrFailingFast), false},
+		{&StatusError{StatusCode: 401}, false}, // userinfo 401 is the user's token
+	} {
+		err := classify("refresh", c.err)
+		if IsMisconfigured(err) != c.want {
+			t.Errorf("IsMisconfigured(classify(%v)) = %v; want %v", c.err, !c.want, c.want)
+		}
+		if c.want && (KindOf(err) != Unavailable || !strings.Contains(err.Error(), "misconfigured")) {
+			t.Errorf("classify(%v) = %v (%v); want Unavailable, saying misconfigured", c.err, err, KindOf(err))
+		}
+	}
+	if KindOf(classify("x", fmt.Errorf("wrapped: %w", ErrFailingFast))) != Unavailable {
+		t.Error("ErrFailingFast is not Unavailable")
 	}
 }
 

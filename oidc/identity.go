@@ -39,21 +39,34 @@ type Tokens struct {
 // LogValue redacts every token.
 func (Tokens) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 
-// groupsClaim is the claim read into Identity.Groups; SetGroupsClaim changes it per client.
-const defaultGroupsClaim = "groups"
+// Default claim names; Config.GroupsClaim and Config.EmailVerifiedClaim change them per client.
+const (
+	defaultGroupsClaim        = "groups"
+	defaultEmailVerifiedClaim = "email_verified"
+)
 
-// identityFrom builds an Identity from merged claims.
-func identityFrom(claims map[string]any, groupsClaim string) Identity {
+// identity builds an Identity from merged claims with this client's claim names.
+func (c *Client) identity(claims map[string]any) Identity {
+	return identityFrom(claims, c.cfg.GroupsClaim, c.cfg.EmailVerifiedClaim)
+}
+
+// identityFrom builds an Identity from merged claims. The verification flag is read from
+// verifiedClaim (default email_verified) with the rule of Verified, and written back as the JSON
+// boolean claims["email_verified"], which is all the token mapping reads.
+func identityFrom(claims map[string]any, groupsClaim, verifiedClaim string) Identity {
+	if verifiedClaim == "" {
+		verifiedClaim = defaultEmailVerifiedClaim
+	}
 	id := Identity{Claims: claims}
 	id.Subject, _ = claims["sub"].(string)
 	id.Email, _ = claims["email"].(string)
 	id.Name, _ = claims["name"].(string)
 	id.PreferredUsername, _ = claims["preferred_username"].(string)
 	id.SID, _ = claims["sid"].(string)
-	id.EmailVerified = truthy(claims["email_verified"])
-	if v, ok := claims["email_verified"]; ok {
-		if _, isBool := v.(bool); !isBool {
-			claims["email_verified"] = id.EmailVerified // normalise "true" once, when first confirmed
+	id.EmailVerified = id.Email != "" && Verified(claims[verifiedClaim])
+	if v, ok := claims["email_verified"]; ok || verifiedClaim != defaultEmailVerifiedClaim {
+		if b, isBool := v.(bool); !isBool || b != id.EmailVerified {
+			claims["email_verified"] = id.EmailVerified // normalised once, when first confirmed
 		}
 	}
 	if groupsClaim == "" {
@@ -76,8 +89,11 @@ func identityFrom(claims map[string]any, groupsClaim string) Identity {
 	return id
 }
 
-// truthy accepts the JSON boolean true and, because some IdPs send it, the string "true".
-func truthy(v any) bool {
+// Verified is the one rule for an email verification flag, stated alike in package tokens
+// (Mapping.User): the JSON boolean true, or the exact string "true", which some IdPs send (Amazon
+// Cognito's userinfo answers strings). Anything else counts as unverified: false, "True", "1", 1,
+// null, and a missing claim.
+func Verified(v any) bool {
 	switch b := v.(type) {
 	case bool:
 		return b
@@ -87,18 +103,42 @@ func truthy(v any) bool {
 	return false
 }
 
-// merge copies src over dst (userinfo over ID token claims), except the protocol claims that only
-// make sense in the token.
-func merge(dst, src map[string]any) map[string]any {
+// merge copies src (a userinfo answer) over dst (ID token or introspection claims), userinfo
+// winning, except the protocol claims that only make sense in the token.
+//
+// An email and its verification flag (verifiedClaim) are one pair, taken from one document: when
+// src names an email, the flag comes from src as well, and a src without the flag leaves the email
+// unverified. Only when src repeats dst's email exactly does dst's flag for that same address stand
+// (Entra ID, for one, puts xms_edov in the ID token and not in userinfo). A flag in a document that
+// names no email vouches for nothing and is ignored.
+func merge(dst, src map[string]any, verifiedClaim string) map[string]any {
 	if dst == nil {
 		dst = map[string]any{}
+	}
+	if verifiedClaim == "" {
+		verifiedClaim = defaultEmailVerifiedClaim
+	}
+	srcEmail, srcHasEmail := src["email"]
+	_, srcHasFlag := src[verifiedClaim]
+	sameEmail := false
+	if a, ok := srcEmail.(string); ok {
+		b, _ := dst["email"].(string)
+		sameEmail = a != "" && a == b
 	}
 	for k, v := range src {
 		switch k {
 		case "iss", "aud", "exp", "iat", "nbf", "nonce", "at_hash", "c_hash", "azp", "auth_time", "jti":
 			continue
+		case verifiedClaim, defaultEmailVerifiedClaim:
+			if !srcHasEmail {
+				continue
+			}
 		}
 		dst[k] = v
+	}
+	if srcHasEmail && !srcHasFlag && !sameEmail {
+		delete(dst, verifiedClaim)
+		delete(dst, defaultEmailVerifiedClaim)
 	}
 	return dst
 }
@@ -136,5 +176,5 @@ func (c *Client) userinfo(ctx context.Context, p *provider, accessToken string) 
 // IdentityOf rebuilds an Identity from claims this client confirmed earlier (kept in a session), with
 // the configured groups claim.
 func (c *Client) IdentityOf(claims map[string]any) Identity {
-	return identityFrom(claims, c.cfg.GroupsClaim)
+	return c.identity(claims)
 }

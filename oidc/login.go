@@ -54,18 +54,20 @@ func (c *Client) Exchange(ctx context.Context, code string, l Login) (Identity, 
 	tok, err := p.oauthConfig(c.cfg.ClientSecret()).Exchange(ctx, code, oauth2.VerifierOption(l.Verifier))
 	if err != nil {
 		e := classify("exchange", err)
+		c.noteAuthenticated(e)
 		if KindOf(e) == Revoked { // invalid_grant on a code is a bad code, not a revoked user
 			e = invalid("exchange", err)
 		}
 		return Identity{}, Tokens{}, e
 	}
+	c.noteAuthenticated(nil)
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
 		return Identity{}, Tokens{}, invalid("exchange", errors.New("token response has no id_token"))
 	}
-	idt, err := p.idVerifier.Verify(ctx, rawID)
+	idt, err := c.verify(ctx, p, p.idVerifier, "verify id_token", rawID)
 	if err != nil {
-		return Identity{}, Tokens{}, classifyVerify("verify id_token", err)
+		return Identity{}, Tokens{}, err
 	}
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(l.Nonce)) != 1 || l.Nonce == "" {
 		return Identity{}, Tokens{}, invalid("verify id_token", errors.New("nonce does not match this login"))
@@ -82,10 +84,10 @@ func (c *Client) Exchange(ctx context.Context, code string, l Login) (Identity, 
 		if ui["sub"] != idt.Subject {
 			return Identity{}, Tokens{}, invalid("userinfo", fmt.Errorf("userinfo sub does not match the ID token's"))
 		}
-		claims = merge(maps.Clone(claims), ui)
+		claims = merge(maps.Clone(claims), ui, c.cfg.EmailVerifiedClaim)
 	}
 	t := Tokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, IDToken: rawID, Expiry: tok.Expiry}
-	return identityFrom(claims, c.cfg.GroupsClaim), t, nil
+	return c.identity(claims), t, nil
 }
 
 // classifyVerify keeps JWKS fetch failures (IdP down) apart from tokens that do not verify.

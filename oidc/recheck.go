@@ -37,7 +37,7 @@ func (c *Client) Recheck(ctx context.Context, t Tokens, sub string) (Identity, T
 		if claims["sub"] != sub {
 			return Identity{}, t, &Error{Kind: Revoked, Step: "userinfo", Err: errors.New("sub changed")}
 		}
-		return identityFrom(claims, c.cfg.GroupsClaim), t, nil
+		return c.identity(claims), t, nil
 	case t.AccessToken != "" && p.introspect != "" && c.cfg.ClientSecret() != "":
 		claims, err := c.introspect(ctx, p, t.AccessToken)
 		if err != nil {
@@ -46,7 +46,7 @@ func (c *Client) Recheck(ctx context.Context, t Tokens, sub string) (Identity, T
 		if claims["sub"] != sub {
 			return Identity{}, t, &Error{Kind: Revoked, Step: "introspect", Err: errors.New("sub changed")}
 		}
-		return identityFrom(claims, c.cfg.GroupsClaim), t, nil
+		return c.identity(claims), t, nil
 	}
 	return Identity{}, t, invalid("recheck", errors.New("session has no refresh token, and neither userinfo nor introspection can check its access token"))
 }
@@ -58,17 +58,20 @@ func (c *Client) refresh(ctx context.Context, p *provider, t Tokens, sub string)
 	})
 	tok, err := src.Token()
 	if err != nil {
-		return Identity{}, t, classify("refresh", err)
+		err = classify("refresh", err)
+		c.noteAuthenticated(err)
+		return Identity{}, t, err
 	}
+	c.noteAuthenticated(nil)
 	nt := Tokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, IDToken: t.IDToken, Expiry: tok.Expiry}
 	if nt.RefreshToken == "" {
 		nt.RefreshToken = t.RefreshToken // not rotated
 	}
 	claims := map[string]any{}
 	if rawID, _ := tok.Extra("id_token").(string); rawID != "" {
-		idt, err := p.idVerifier.Verify(ctx, rawID)
+		idt, err := c.verify(ctx, p, p.idVerifier, "refresh id_token", rawID)
 		if err != nil {
-			return Identity{}, t, classifyVerify("refresh id_token", err)
+			return Identity{}, t, err
 		}
 		if idt.Subject != sub {
 			return Identity{}, t, &Error{Kind: Revoked, Step: "refresh id_token", Err: errors.New("sub changed")}
@@ -86,11 +89,11 @@ func (c *Client) refresh(ctx context.Context, p *provider, t Tokens, sub string)
 		if ui["sub"] != sub {
 			return Identity{}, nt, &Error{Kind: Revoked, Step: "userinfo", Err: errors.New("sub changed")}
 		}
-		claims = merge(maps.Clone(claims), ui)
+		claims = merge(maps.Clone(claims), ui, c.cfg.EmailVerifiedClaim)
 	} else if len(claims) == 0 {
 		return Identity{}, nt, invalid("refresh", errors.New("refresh answer has no id_token and the IdP has no userinfo endpoint"))
 	}
-	return identityFrom(claims, c.cfg.GroupsClaim), nt, nil
+	return c.identity(claims), nt, nil
 }
 
 // introspect asks the RFC 7662 endpoint about a token. active:false is Revoked.
@@ -111,8 +114,12 @@ func (c *Client) introspect(ctx context.Context, p *provider, token string) (map
 	if res.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 		// A 401 here is our client credentials, not the user: fail closed without ending sessions.
-		return nil, &Error{Kind: Unavailable, Step: "introspect", Err: &StatusError{StatusCode: res.StatusCode}}
+		err := &Error{Kind: Unavailable, Step: "introspect", Err: &StatusError{StatusCode: res.StatusCode},
+			Misconfigured: res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden}
+		c.noteAuthenticated(err)
+		return nil, err
 	}
+	c.noteAuthenticated(nil)
 	var claims map[string]any
 	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&claims); err != nil {
 		return nil, invalid("introspect", fmt.Errorf("decode: %w", err))

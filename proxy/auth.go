@@ -6,8 +6,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/zdgate/zdgate/oidc"
 	"github.com/zdgate/zdgate/proxy/session"
@@ -29,7 +30,7 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request) (*session.S
 		return nil, oidc.Identity{}, errNoSession
 	case errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrRevoked), errors.Is(err, session.ErrInvalid):
 		// Drop the dead cookie so the browser stops sending it; the request is anonymous.
-		p.cfg.Sessions.Clear(w, r)
+		p.dropSession(w, r)
 		if errors.Is(err, session.ErrExpired) {
 			p.m.sessionsEnded.WithLabelValues("expired").Inc()
 		}
@@ -41,7 +42,7 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request) (*session.S
 	c, err := p.confirm(w, r, s)
 	if err != nil {
 		if oidc.KindOf(err) == oidc.Revoked || isPolicy(err) {
-			p.cfg.Sessions.Clear(w, r)
+			p.dropSession(w, r)
 		}
 		return nil, oidc.Identity{}, err
 	}
@@ -83,12 +84,18 @@ func (p *Proxy) confirm(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		}
 		return confirmed{Session: fresh.Session, changed: true, saved: fresh.saved}, p.policy(p.cfg.OIDC.IdentityOf(fresh.Claims))
 	}
+	if latest := p.recent.latest(s.ID, now); latest != nil && latest.ConfirmedAt.After(s.ConfirmedAt) {
+		// This cookie is older than the session's latest confirmation on this replica: its
+		// refresh token was rotated since, and presenting it again would make an IdP with reuse
+		// detection revoke the whole grant. Re-check from the latest state instead.
+		s = latest
+	}
 	v, _, _ := p.flight.Do(s.ID, func() (any, error) {
 		// Detached from the request that happened to start it: others are waiting on the answer.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		res := p.recheckShared(cctx, w, r, s)
-		p.recent.put(s.ID, res)
+		p.recent.put(s.ID, res, p.cfg.Now())
 		return res, nil
 	})
 	res := v.(*checkResult)
@@ -121,7 +128,7 @@ func (p *Proxy) recheckShared(ctx context.Context, w http.ResponseWriter, r *htt
 	case err == nil:
 		s = cur
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrRevoked), errors.Is(err, session.ErrInvalid):
-		return &checkResult{ConfirmedAt: p.cfg.Now(), err: errUnauthorized("session_revoked", err)}
+		return &checkResult{ConfirmedAt: p.cfg.Now(), err: errUnauthorized("session_revoked", err), ended: true}
 	default:
 		return &checkResult{ConfirmedAt: s.ConfirmedAt, err: errUnavailable("session_store_unavailable", err)}
 	}
@@ -141,6 +148,7 @@ type checkResult struct {
 	ConfirmedAt time.Time
 	err         error
 	saved       bool // already written to the shared store
+	ended       bool // the IdP (or the shared store) says the session is over: final
 }
 
 func (p *Proxy) recheck(ctx context.Context, s *session.Session) *checkResult {
@@ -154,7 +162,7 @@ func (p *Proxy) recheck(ctx context.Context, s *session.Session) *checkResult {
 	if err != nil {
 		if oidc.KindOf(err) == oidc.Revoked {
 			p.m.sessionsEnded.WithLabelValues("revoked").Inc()
-			return &checkResult{ConfirmedAt: p.cfg.Now(), err: errUnauthorized("session_revoked", err)}
+			return &checkResult{ConfirmedAt: p.cfg.Now(), err: errUnauthorized("session_revoked", err), ended: true}
 		}
 		// Unavailable, or an answer that did not verify: fail closed, keep the session, retry next time.
 		return &checkResult{ConfirmedAt: s.ConfirmedAt, err: wrapUnavailable(err)}
@@ -166,8 +174,12 @@ func (p *Proxy) recheck(ctx context.Context, s *session.Session) *checkResult {
 	return &checkResult{Session: &ns, ConfirmedAt: ns.ConfirmedAt}
 }
 
-// wrapUnavailable keeps the oidc Kind visible to callers (errors.As) while rendering a 503.
+// wrapUnavailable keeps the oidc Kind visible to callers (errors.As) while rendering a 503:
+// idp_misconfigured when the IdP refuses zdgate's own client, else idp_unavailable.
 func wrapUnavailable(err error) error {
+	if oidc.IsMisconfigured(err) {
+		return &httpError{status: http.StatusServiceUnavailable, code: "idp_misconfigured", err: err}
+	}
 	return &httpError{status: http.StatusServiceUnavailable, code: "idp_unavailable", err: err}
 }
 
@@ -214,37 +226,54 @@ func emailDomain(email string) (string, bool) {
 	return strings.ToLower(strings.TrimSuffix(domain, ".")), true
 }
 
-// recentChecks remembers re-check results for one recheck interval, bounded in size.
+// recentChecks remembers, per session, the latest re-check's result and the newest state the IdP
+// confirmed on this replica, for up to the session TTL, the least recently used dropped beyond its
+// size. Requests with a cookie from before a re-check use them: a fresh result as it is, an ended
+// session as final (replays of a dead cookie cost no IdP call and are not counted again), and an
+// older state as the base of the next re-check (never a rotated-away refresh token).
 type recentChecks struct {
-	mu  sync.Mutex
-	max int
-	m   map[string]*checkResult
+	ttl time.Duration
+	c   *lru.Cache[string, recentEntry]
 }
 
-func newRecentChecks(max int) *recentChecks {
-	return &recentChecks{max: max, m: map[string]*checkResult{}}
+type recentEntry struct {
+	last *checkResult     // the latest re-check
+	good *session.Session // the newest state the IdP confirmed, nil if none yet
+	at   time.Time        // when last was stored
 }
 
-func (rc *recentChecks) get(id string, now time.Time, ttl time.Duration) (*checkResult, bool) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	r, ok := rc.m[id]
-	if !ok || now.Sub(r.ConfirmedAt) >= ttl {
+func newRecentChecks(size int, ttl time.Duration) *recentChecks {
+	c, _ := lru.New[string, recentEntry](size) // only fails for size <= 0
+	return &recentChecks{ttl: ttl, c: c}
+}
+
+// get returns the latest result for id while it is usable: an ended session within the TTL, any
+// other result until it is fresh (the recheck interval) old.
+func (rc *recentChecks) get(id string, now time.Time, fresh time.Duration) (*checkResult, bool) {
+	e, ok := rc.c.Get(id)
+	if !ok || e.last == nil || now.Sub(e.at) >= rc.ttl {
 		return nil, false
 	}
-	return r, true
+	if e.last.ended || now.Sub(e.last.ConfirmedAt) < fresh {
+		return e.last, true
+	}
+	return nil, false
 }
 
-func (rc *recentChecks) put(id string, r *checkResult) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if len(rc.m) >= rc.max {
-		for k := range rc.m { // evict an arbitrary tenth; entries are only an optimisation
-			delete(rc.m, k)
-			if len(rc.m) < rc.max*9/10 {
-				break
-			}
-		}
+// latest is the newest confirmed state of id on this replica, or nil.
+func (rc *recentChecks) latest(id string, now time.Time) *session.Session {
+	e, ok := rc.c.Get(id)
+	if !ok || now.Sub(e.at) >= rc.ttl {
+		return nil
 	}
-	rc.m[id] = r
+	return e.good
+}
+
+func (rc *recentChecks) put(id string, r *checkResult, now time.Time) {
+	e, _ := rc.c.Get(id)
+	e.last, e.at = r, now
+	if r.err == nil && r.Session != nil {
+		e.good = r.Session
+	}
+	rc.c.Add(id, e)
 }

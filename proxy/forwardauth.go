@@ -13,11 +13,13 @@ import (
 // -Host and -Method only when they come from a --trusted-proxy; a malformed forwarded URI is 401.
 func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
-	path, ok := p.forwardedPath(r)
+	path, canonical, ok := p.forwardedPath(r)
 	if !ok {
 		return errUnauthorized("unauthenticated", errors.New("malformed forwarded URI"))
 	}
-	if path != "" && p.skip.match(path) {
+	// The ingress sends the app the original URI, not the normalised one: only a path that is
+	// already in normal form can be public, so the app cannot read it differently than the rules.
+	if path != "" && canonical && p.public(path) {
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
@@ -35,7 +37,7 @@ func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request) error {
 		h.Set("X-Auth-Request-Email", id.Email)
 	}
 	if len(id.Groups) > 0 {
-		h.Set("X-Auth-Request-Groups", strings.Join(id.Groups, ","))
+		h.Set("X-Auth-Request-Groups", joinGroups(id.Groups))
 	}
 	if id.PreferredUsername != "" {
 		h.Set("X-Auth-Request-Preferred-Username", id.PreferredUsername)
@@ -48,15 +50,18 @@ func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request) error {
 }
 
 // forwardedPath is the normalised path of the request the ingress is asking about, "" when no
-// trusted forwarding header names one, and ok=false when one is present but malformed.
-func (p *Proxy) forwardedPath(r *http.Request) (string, bool) {
+// trusted forwarding header names one, and ok=false when one is present but malformed. canonical
+// says the original was already in normal form (no dot-segments, "//", backslashes or needless
+// escapes).
+func (p *Proxy) forwardedPath(r *http.Request) (path string, canonical, ok bool) {
 	if !p.trust.fromTrusted(r) {
-		return "", true
+		return "", true, true
 	}
 	if rest, ok := strings.CutPrefix(r.URL.Path, "/oauth2/auth/"); ok {
 		// Envoy ext_authz (HTTP): the original path follows the prefix; it was normalised with
 		// the request's own path.
-		return "/" + rest, true
+		info := infoOf(r)
+		return "/" + rest, info != nil && info.canonical, true
 	}
 	raw := r.Header.Get("X-Forwarded-Uri")
 	if raw == "" {
@@ -66,32 +71,32 @@ func (p *Proxy) forwardedPath(r *http.Request) (string, bool) {
 		if orig := r.Header.Get("X-Original-URL"); orig != "" { // ingress-nginx sends a full URL
 			u, err := url.Parse(orig)
 			if err != nil || u.Host == "" {
-				return "", false
+				return "", false, false
 			}
 			raw = u.RequestURI()
 		}
 	}
 	if raw == "" {
-		return "", true
+		return "", true, true
 	}
 	for i := 0; i < len(raw); i++ {
 		if c := raw[i]; c <= 0x20 || c == 0x7f {
-			return "", false
+			return "", false, false
 		}
 	}
 	if raw[0] != '/' {
-		return "", false
+		return "", false, false
 	}
 	u, err := url.ParseRequestURI(raw)
 	if err != nil || u.Host != "" {
-		return "", false
+		return "", false, false
 	}
 	if m := r.Header.Get("X-Forwarded-Method"); m != "" && !isToken(m) {
-		return "", false
+		return "", false, false
 	}
 	norm, err := normalizePath(u.EscapedPath())
 	if err != nil {
-		return "", false
+		return "", false, false
 	}
-	return norm, true
+	return norm, norm == u.Path && u.RawPath == "", true
 }

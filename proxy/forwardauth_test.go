@@ -53,7 +53,13 @@ func TestForwardAuthForwardedURI(t *testing.T) {
 		{"probe via %23", true, map[string]string{"X-Forwarded-Uri": "/private%23/public/a"}, 401},
 		{"probe via dot-segments", true, map[string]string{"X-Forwarded-Uri": "/public/../private"}, 401},
 		{"probe via encoded dot-segments", true, map[string]string{"X-Forwarded-Uri": "/public/%2e%2e/private"}, 401},
-		{"double slash still public", true, map[string]string{"X-Forwarded-Uri": "//public/a"}, 202},
+		// The app gets the original URI from the ingress, not our normal form: only a path already in
+		// normal form may skip the login, else the app could read it differently.
+		{"double slash needs a login", true, map[string]string{"X-Forwarded-Uri": "//public/a"}, 401},
+		{"dot-segments into a public path need a login", true, map[string]string{"X-Forwarded-Uri": "/admin/../public/a"}, 401},
+		{"backslashes need a login", true, map[string]string{"X-Forwarded-Uri": "/admin\\..\\public\\a"}, 401},
+		{"needless escapes need a login", true, map[string]string{"X-Forwarded-Uri": "/public/%61"}, 401},
+		{"escaped space stays public", true, map[string]string{"X-Forwarded-Uri": "/public/a%20b"}, 202},
 		{"upper-case host, trailing dot", true, map[string]string{"X-Forwarded-Uri": "/public/a", "X-Forwarded-Host": "APP.Example.com."}, 202},
 		{"malformed: absolute URL", true, map[string]string{"X-Forwarded-Uri": "http://evil/public/a"}, 401},
 		{"malformed: no leading slash", true, map[string]string{"X-Forwarded-Uri": "public/a"}, 401},

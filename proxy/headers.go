@@ -96,6 +96,31 @@ func stripIdentity(h http.Header) {
 	}
 }
 
+// joinGroups is the value of X-Forwarded-Groups and X-Auth-Request-Groups: the group names joined
+// by ",", each percent-encoded where it holds '%', ',' or a control character, so a group called
+// "staff,admins" stays one element ("staff%2Cadmins") instead of forging the group "admins" for an
+// app that splits on commas. Names without those characters, which is nearly all, pass unchanged.
+func joinGroups(groups []string) string {
+	var b strings.Builder
+	for i, g := range groups {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		for j := 0; j < len(g); j++ {
+			c := g[j]
+			if c == '%' || c == ',' || c < 0x20 || c == 0x7f {
+				const hex = "0123456789ABCDEF"
+				b.WriteByte('%')
+				b.WriteByte(hex[c>>4])
+				b.WriteByte(hex[c&15])
+				continue
+			}
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
 // trust decides which peers' forwarding headers are believed.
 type trust []netip.Prefix
 

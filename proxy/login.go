@@ -44,7 +44,7 @@ func (p *Proxy) startLogin(w http.ResponseWriter, r *http.Request, rd string) {
 	l := oidc.NewLogin()
 	authURL, err := p.cfg.OIDC.AuthCodeURL(l)
 	if err != nil {
-		p.render(w, r, errUnavailable("idp_unavailable", err))
+		p.render(w, r, wrapUnavailable(err))
 		return
 	}
 	plain, _ := json.Marshal(loginState{Login: l, RD: rd})
@@ -116,7 +116,7 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) error {
 	p.m.idpChecks.WithLabelValues("login", resultOf(err)).Inc()
 	if err != nil {
 		if oidc.KindOf(err) == oidc.Unavailable {
-			return errUnavailable("idp_unavailable", err)
+			return wrapUnavailable(err)
 		}
 		return errForbidden("login_failed", err)
 	}
@@ -138,22 +138,29 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// signOut ends the session here and, when the IdP offers RP-initiated logout, there too.
+// signOut ends the session here and, when the IdP offers RP-initiated logout, there too. A
+// cross-site request (Sec-Fetch-Site other than same-origin/none, or a foreign Origin) ends
+// nothing: a page of another site must not be able to sign the user out (logout CSRF), so it gets
+// a same-origin confirmation form instead, whose POST then signs out.
 func (p *Proxy) signOut(w http.ResponseWriter, r *http.Request) error {
 	rd := p.safeRedirect(r.URL.Query().Get("rd"))
-	target := p.endSession(w, r, rd)
-	return p.signedOutPage(w, r, signedOutView{Next: target})
+	if err := p.sameOrigin(r); err != nil {
+		return p.confirmSignOut(w, r, rd, err)
+	}
+	s, err := p.endSession(w, r)
+	if err != nil {
+		return err
+	}
+	return p.signedOutPage(w, r, signedOutView{Next: p.afterSignOut(s, rd)})
 }
 
-// endSession clears the session and returns where to send the browser: the IdP's end_session
-// endpoint (with id_token_hint and a post-logout redirect back to rd) or rd itself.
-func (p *Proxy) endSession(w http.ResponseWriter, r *http.Request, rd string) string {
-	s, err := p.cfg.Sessions.Load(r)
-	p.cfg.Sessions.Clear(w, r)
-	if err != nil {
+// afterSignOut is where the browser goes once session s has ended: the IdP's end_session endpoint
+// (with id_token_hint and a post-logout redirect back to rd), or rd itself (also when there was no
+// session).
+func (p *Proxy) afterSignOut(s *session.Session, rd string) string {
+	if s == nil {
 		return rd
 	}
-	p.m.sessionsEnded.WithLabelValues("sign_out").Inc()
 	back := rd
 	if strings.HasPrefix(rd, "/") {
 		back = p.cfg.PublicURL.ResolveReference(&url.URL{Path: "/"}).String()
@@ -178,9 +185,11 @@ func (p *Proxy) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 	lo, err := p.cfg.OIDC.VerifyLogout(r.Context(), raw)
 	if err != nil {
 		if oidc.KindOf(err) == oidc.Unavailable {
-			return errUnavailable("idp_unavailable", err)
+			return wrapUnavailable(err)
 		}
-		return errBadRequest("invalid_request", err)
+		// At WARN: a refused logout token usually means logout is broken for every user (an IdP
+		// whose tokens we misread, a wrong client id), and the IdP only logs a failed delivery.
+		return &httpError{status: http.StatusBadRequest, code: "invalid_request", err: err, warn: true}
 	}
 	if p.cfg.Revocations == nil {
 		return errUnavailable("not_supported", errors.New("no revocation list configured"))

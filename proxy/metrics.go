@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "zdgate_tokens_minted_total", Help: "Zendesk JWTs minted, by flavor.",
 		}, []string{"flavor"}),
 		idpChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "zdgate_idp_checks_total", Help: "Confirmations of a user at the IdP, by kind (login, refresh, userinfo, introspect, bearer) and result (ok, revoked, unavailable, invalid).",
+			Name: "zdgate_idp_checks_total", Help: "Confirmations of a user at the IdP (and token revocations at sign-out), by kind (login, refresh, userinfo, introspect, bearer, revoke) and result (ok, revoked, unavailable, invalid).",
 		}, []string{"kind", "result"}),
 		injections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zdgate_injections_total", Help: "HTML pages considered for loader injection, by result.",

@@ -11,6 +11,12 @@ import (
 // errBadPath is a request path that cannot be normalised safely (bad escapes, NUL).
 var errBadPath = errors.New("malformed path")
 
+// errDotParam is a dot-segment with path parameters ("..;", ".;x=y", raw or percent-encoded).
+// Servlet containers such as Tomcat strip the parameters and then resolve the "..", so the app
+// would serve another path than the one every rule here judged; no real link has one. Refused (400)
+// rather than judged, so skip-auth, inject-skip and forward-auth never disagree with the app.
+var errDotParam = errors.New("dot-segment with path parameters")
+
 // normalizePath is the one view of a request path that every rule (skip-auth, inject-skip) and the
 // upstream see: percent-decoded (so %2e and %2f count as . and /), backslashes as slashes, runs of
 // slashes collapsed, dot-segments resolved, a trailing slash kept. It never includes the query.
@@ -23,6 +29,13 @@ func normalizePath(escaped string) (string, error) {
 		return "", errBadPath
 	}
 	p = strings.ReplaceAll(p, `\`, "/")
+	if strings.IndexByte(p, ';') >= 0 {
+		for seg := range strings.SplitSeq(p, "/") {
+			if name, _, params := strings.Cut(seg, ";"); params && (name == "." || name == "..") {
+				return "", errDotParam
+			}
+		}
+	}
 	if p == "" || p[0] != '/' {
 		p = "/" + p
 	}
@@ -32,6 +45,14 @@ func normalizePath(escaped string) (string, error) {
 		p += "/"
 	}
 	return p, nil
+}
+
+// public reports whether a normalised path needs no login (--skip-auth-path). A path holding ';'
+// (raw or percent-encoded) never does: a servlet container reads "/admin;x.css" as /admin, while a
+// rule such as \.css$ would read it as a stylesheet. Such paths are authenticated like any other,
+// so a ";jsessionid=" app keeps working for logged-in users.
+func (p *Proxy) public(norm string) bool {
+	return strings.IndexByte(norm, ';') < 0 && p.skip.match(norm)
 }
 
 // pathRules is a list of regular expressions on normalised paths.

@@ -9,6 +9,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -56,6 +57,9 @@ type Config struct {
 	TrustedProxies         []netip.Prefix
 	AllowedRedirectDomains []string
 	PassAccessToken        bool // forward-auth: also answer X-Auth-Request-Access-Token
+	// BearerRateLimit is how many bearer tokens per second one client address may have checked at
+	// the IdP (remembered answers do not count); burst twice that; 0 means no limit.
+	BearerRateLimit float64
 
 	RecheckInterval time.Duration
 	RecheckGrace    time.Duration
@@ -91,6 +95,7 @@ type Proxy struct {
 	flight       singleflight.Group // one IdP re-check per session at a time
 	recent       *recentChecks      // results of re-checks, for requests still carrying the old cookie
 	bearers      *bearerCache
+	limits       *clientLimits
 	states       *usedStates
 	invalid      *routeMetrics // series of requests refused before routing (bad path)
 	eventLimits  *eventLimiter
@@ -153,8 +158,9 @@ func New(cfg Config) (*Proxy, error) {
 		trust:       trust(cfg.TrustedProxies),
 		skip:        pathRules(cfg.SkipAuth),
 		injSkip:     pathRules(cfg.InjectSkip),
-		recent:      newRecentChecks(10_000),
+		recent:      newRecentChecks(10_000, cfg.SessionTTL),
 		bearers:     newBearerCache(10_000),
+		limits:      newClientLimits(cfg.BearerRateLimit, 10_000),
 		states:      newUsedStates(10_000),
 		eventLimits: newEventLimiter(),
 		draining:    make(chan struct{}),
@@ -220,7 +226,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.render(rw, r, errBadRequest("bad_path", err))
 	} else {
 		info.path = norm
-		if norm != r.URL.Path || r.URL.RawPath != "" {
+		info.canonical = norm == r.URL.Path && r.URL.RawPath == ""
+		if !info.canonical {
 			// Route on the normalised path so "/oauth2/../zendesk/token" cannot dodge a route's checks.
 			r2 := *r
 			u := *r.URL
@@ -343,6 +350,13 @@ func (p *Proxy) readyz(w http.ResponseWriter, r *http.Request) error {
 	if !p.ready() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, err := w.Write([]byte("identity provider discovery not loaded yet\n"))
+		return err
+	}
+	if err := p.cfg.OIDC.ConfigProblem(); err != nil {
+		// Not an outage (those stay ready and fail closed per request): the IdP refuses this
+		// replica's client, so it can confirm no one. The cause names no secret.
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, err := fmt.Fprintf(w, "identity provider refuses zdgate's client (check --oidc-client-id and --oidc-client-secret): %v\n", err)
 		return err
 	}
 	if rc, ok := p.cfg.Sessions.(interface{ Ready(context.Context) error }); ok {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zdgate/zdgate/oidc"
 	"github.com/zdgate/zdgate/oidc/oidctest"
 	"github.com/zdgate/zdgate/tokens"
 )
@@ -76,6 +77,7 @@ func TestIdPOutage(t *testing.T) {
 				t.Fatalf("token past the grace = %d; want 503", res.StatusCode)
 			}
 			st.idp.SetDown(false)
+			st.idpClock.Advance(oidc.DefaultFailFast) // the fail-fast period after the failed call
 			if res, _ := st.do(st.client, "GET", "/zendesk/token", nil); res.StatusCode != 200 {
 				t.Fatalf("token after the IdP is back = %d; want 200", res.StatusCode)
 			}
@@ -223,14 +225,7 @@ func TestBackchannelLogout(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	st.login(st.client, "/")
 	s, _ := st.sessionOf(st.client)
-	post := func(tok string) int {
-		res, err := http.PostForm(st.front.URL+"/oauth2/backchannel_logout", url.Values{"logout_token": {tok}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
-	}
+	post := st.postLogoutToken
 	bad := map[string]string{
 		"no events": st.idp.LogoutToken("user-1", s.SID, func(c map[string]any) { delete(c, "events") }),
 		"has nonce": st.idp.LogoutToken("user-1", s.SID, func(c map[string]any) { c["nonce"] = "n" }),

@@ -18,6 +18,7 @@ type httpError struct {
 	status int
 	code   string
 	err    error
+	warn   bool // log the refusal at WARN: something an operator must fix, not a visitor's mistake
 }
 
 func (e *httpError) Error() string {
@@ -28,13 +29,17 @@ func (e *httpError) Error() string {
 }
 func (e *httpError) Unwrap() error { return e.err }
 
-func errBadRequest(code string, err error) error { return &httpError{http.StatusBadRequest, code, err} }
-func errUnauthorized(code string, err error) error {
-	return &httpError{http.StatusUnauthorized, code, err}
+func errBadRequest(code string, err error) error {
+	return &httpError{status: http.StatusBadRequest, code: code, err: err}
 }
-func errForbidden(code string, err error) error { return &httpError{http.StatusForbidden, code, err} }
+func errUnauthorized(code string, err error) error {
+	return &httpError{status: http.StatusUnauthorized, code: code, err: err}
+}
+func errForbidden(code string, err error) error {
+	return &httpError{status: http.StatusForbidden, code: code, err: err}
+}
 func errUnavailable(code string, err error) error {
-	return &httpError{http.StatusServiceUnavailable, code, err}
+	return &httpError{status: http.StatusServiceUnavailable, code: code, err: err}
 }
 
 var errNotFound = &httpError{status: http.StatusNotFound, code: "not_found"}
@@ -53,8 +58,11 @@ func (p *Proxy) render(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	p.m.errors.WithLabelValues(route, he.code).Inc()
 	level := slog.LevelInfo
-	if he.status >= 500 {
+	switch {
+	case he.status >= 500:
 		level = slog.LevelError
+	case he.warn:
+		level = slog.LevelWarn
 	}
 	if he.err != nil || he.status >= 500 {
 		attrs := []slog.Attr{slog.Int("status", he.status), slog.String("code", he.code)}
@@ -92,6 +100,8 @@ func publicMessage(e *httpError) string {
 		return "The application behind this sign-in gateway is not answering. Try again in a moment."
 	case "idp_unavailable":
 		return "The identity provider cannot be reached right now, so your sign-in cannot be confirmed. Try again in a moment."
+	case "idp_misconfigured":
+		return "Your sign-in cannot be confirmed: the identity provider refuses this site's configuration. The site's operators need to fix it."
 	case "login_failed":
 		return "Sign-in could not be completed. Please start again."
 	case "login_expired":
@@ -142,6 +152,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // reqInfo is what the access log learns while a request is handled.
 type reqInfo struct {
 	id, route, path, sub string
+	canonical            bool             // the request's path was already in normal form
 	metrics              *routeMetrics    // route's bound series, set with route
 	upstream             upstreamIdentity // what the upstream is told (proxied requests)
 }

@@ -99,10 +99,11 @@ func (p *Proxy) zendeskReturnTo(raw string) string {
 func (p *Proxy) ssoLogout(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	returnTo := p.zendeskReturnTo(q.Get("return_to"))
-	s, err := p.cfg.Sessions.Load(r)
-	p.cfg.Sessions.Clear(w, r)
-	if err == nil {
-		p.m.sessionsEnded.WithLabelValues("sign_out").Inc()
+	s, err := p.endSession(w, r)
+	if err != nil {
+		return err // never "signed out" while the session lives on
+	}
+	if s != nil {
 		// Optionally end the IdP session too; the IdP sends the browser back here with done=1,
 		// which only shows the page — never another round trip, never a login.
 		if p.cfg.SSOLogoutIdP && q.Get("done") == "" && s.IDToken != "" {

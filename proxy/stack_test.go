@@ -50,6 +50,7 @@ type stack struct {
 	front    *httptest.Server
 	proxy    *Proxy
 	clock    *clock
+	idpClock *clock // the IdP client's own clock (token expiry, fail-fast period), real time unless moved
 	store    interface {
 		session.Store
 		IsOwnCookie(string) bool
@@ -69,7 +70,9 @@ type stackOpts struct {
 	backchannel bool             // register zdgate's back-channel logout URI at the IdP
 	scopes      []string
 	upstream    http.Handler
+	upstreamURL string // a real app server started by the test (Tomcat, Hypercorn) instead of upstream
 	mutate      func(*Config)
+	oidc        func(*oidc.Config) // adjust the IdP client
 }
 
 // echo is the default upstream: it reports the request it got as JSON (and HTML for pages).
@@ -116,13 +119,22 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	t.Cleanup(st.upstream.Close)
 	public, _ := url.Parse(st.front.URL)
 	upstreamURL, _ := url.Parse(st.upstream.URL)
+	if o.upstreamURL != "" {
+		upstreamURL, _ = url.Parse(o.upstreamURL)
+	}
 
 	client := st.idp.Client()
-	idp, err := oidc.New(oidc.Config{
+	st.idpClock = &clock{t: time.Now()}
+	oc := oidc.Config{
+		Now:    st.idpClock.Now,
 		Issuer: st.idp.URL(), ClientID: client.ID, ClientSecret: func() string { return client.Secret },
 		RedirectURL: st.front.URL + "/oauth2/callback", HTTPClient: &http.Client{Timeout: 2 * time.Second},
 		Scopes: o.scopes,
-	})
+	}
+	if o.oidc != nil {
+		o.oidc(&oc)
+	}
+	idp, err := oidc.New(oc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,11 @@
 package proxy
 
 import (
-	"context"
-	"crypto/sha256"
 	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/zdgate/zdgate/oidc"
 	"github.com/zdgate/zdgate/tokens"
@@ -145,102 +141,6 @@ func (p *Proxy) sameOrigin(r *http.Request) error {
 		}
 	}
 	return nil
-}
-
-func bearerToken(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != "" && len(tok) <= 16<<10
-}
-
-// bearerIdentity verifies a bearer access token at the IdP, then re-checks it like a session; the
-// result is cached under the token's SHA-256 for at most --recheck-interval and never past the
-// token's expiry.
-func (p *Proxy) bearerIdentity(r *http.Request, tok string) (oidc.Identity, error) {
-	key := sha256.Sum256([]byte(tok))
-	now := p.cfg.Now()
-	if id, ok := p.bearers.get(key, now); ok {
-		setSub(r.Context(), id.Subject)
-		return id, p.policy(id)
-	}
-	v, _, _ := p.flight.Do("bearer:"+string(key[:]), func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
-		defer cancel()
-		id, t, err := p.cfg.OIDC.VerifyBearer(ctx, tok)
-		p.m.idpChecks.WithLabelValues("bearer", resultOf(err)).Inc()
-		if err == nil {
-			until := now.Add(p.cfg.RecheckInterval)
-			if !t.Expiry.IsZero() && t.Expiry.Before(until) {
-				until = t.Expiry
-			}
-			p.bearers.put(key, id, now, until)
-		}
-		return bearerResult{id, err}, nil
-	})
-	res := v.(bearerResult)
-	if res.err != nil {
-		if oidc.KindOf(res.err) == oidc.Unavailable {
-			return oidc.Identity{}, wrapUnavailable(res.err)
-		}
-		return oidc.Identity{}, errUnauthorized("invalid_token", res.err)
-	}
-	setSub(r.Context(), res.id.Subject)
-	return res.id, p.policy(res.id)
-}
-
-type bearerResult struct {
-	id  oidc.Identity
-	err error
-}
-
-// bearerCache is a bounded map of confirmed bearer tokens by hash.
-type bearerCache struct {
-	mu  sync.Mutex
-	max int
-	m   map[[32]byte]bearerEntry
-}
-
-type bearerEntry struct {
-	id    oidc.Identity
-	until time.Time
-}
-
-func newBearerCache(max int) *bearerCache {
-	return &bearerCache{max: max, m: map[[32]byte]bearerEntry{}}
-}
-
-func (c *bearerCache) get(k [32]byte, now time.Time) (oidc.Identity, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[k]
-	if !ok {
-		return oidc.Identity{}, false
-	}
-	if !now.Before(e.until) {
-		delete(c.m, k)
-		return oidc.Identity{}, false
-	}
-	return e.id, true
-}
-
-func (c *bearerCache) put(k [32]byte, id oidc.Identity, now, until time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		for key, e := range c.m {
-			if now.After(e.until) || len(c.m) >= c.max {
-				delete(c.m, key)
-			}
-			if len(c.m) < c.max*9/10 {
-				break
-			}
-		}
-	}
-	c.m[k] = bearerEntry{id: id, until: until}
 }
 
 // userinfo shows the confirmed identity of this session (after a re-check if due).

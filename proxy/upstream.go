@@ -14,17 +14,19 @@ import (
 // upstream serves every path that is not zdgate's own: authenticate per --auth-mode and
 // --skip-auth-path, then proxy.
 func (p *Proxy) upstream(w http.ResponseWriter, r *http.Request) error {
+	// Decided first, for every path: skip-auth paths included.
+	dropUpgrade(r.Header)
 	info := infoOf(r)
 	norm := r.URL.Path
 	if info != nil {
 		norm = info.path
 	}
 	var id upstreamIdentity
-	if !p.skip.match(norm) {
+	if !p.public(norm) {
 		_, ident, err := p.authenticate(w, r)
 		switch {
 		case err == nil:
-			id = upstreamIdentity{sub: ident.Subject, groups: strings.Join(ident.Groups, ","), user: ident.PreferredUsername}
+			id = upstreamIdentity{sub: ident.Subject, groups: joinGroups(ident.Groups), user: ident.PreferredUsername}
 			if ident.EmailVerified {
 				id.email = ident.Email
 			}
@@ -44,6 +46,23 @@ func (p *Proxy) upstream(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.rp.ServeHTTP(w, r)
 	return nil
+}
+
+// dropUpgrade removes a protocol switch that may not reach the app. Only a WebSocket upgrade
+// ("Upgrade: websocket", any case, alone) is forwarded: after any other 101 (h2c above all) the
+// connection would be a raw tunnel to the app whose requests skip login, skip-auth rules, header
+// stripping and re-checks. Anything else loses Upgrade and HTTP2-Settings and is proxied as the
+// plain request it also is (curl --http2 on http:// keeps working, over HTTP/1.1).
+func dropUpgrade(h http.Header) {
+	up, settings := h["Upgrade"], h["Http2-Settings"]
+	if up == nil && settings == nil {
+		return
+	}
+	if len(up) == 1 && settings == nil && strings.EqualFold(strings.TrimSpace(up[0]), "websocket") {
+		return
+	}
+	delete(h, "Upgrade")
+	delete(h, "Http2-Settings")
 }
 
 // isAnonymous: no session, or one that just ended (expired, revoked): the visitor must log in.

@@ -6,6 +6,8 @@
 #   promtool                   checks and unit-tests the chart's alert rules and dashboard queries
 #   node + oidc-provider 8.x   the real-IdP end-to-end tests (into test/oidc-provider/node_modules)
 #   helm                       the chart tests (scripts/install-helm.sh, pinned, into .tools/bin)
+#   python3-hypercorn          an h2c-capable app server for the upgrade-smuggling test (proxy)
+#   libtomcat10-java + a JDK   an embedded Tomcat for the path-parameter test (proxy)
 # Each step is skipped when its tool is already there. Nothing here is needed by plain `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,9 @@ command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v file >/dev/null 2>&1 || need_apt+=(file)
+[ -x /usr/bin/hypercorn ] || need_apt+=(python3-hypercorn)
+[ -f /usr/share/java/tomcat10-catalina.jar ] || need_apt+=(libtomcat10-java)
+command -v javac >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian"
   export DEBIAN_FRONTEND=noninteractive

@@ -117,10 +117,8 @@ func (m Mapping) Validate() error {
 }
 
 // User builds the User for verified IdP claims. email is taken only when
-// claims["email_verified"] is the JSON boolean true: the string "true" is
-// not accepted, because an IdP that sends a string is not following OIDC
-// and its claim cannot be trusted to mean the same thing. All problems are
-// reported at once; each names the IdP claim (see [*ClaimError]).
+// claims["email_verified"] says so by the rule of [Verified]. All problems
+// are reported at once; each names the IdP claim (see [*ClaimError]).
 func (m Mapping) User(claims map[string]any) (User, error) {
 	var u User
 	var errs []error
@@ -135,7 +133,7 @@ func (m Mapping) User(claims map[string]any) (User, error) {
 		u.ExternalID = m.ExternalIDPrefix + id
 	}
 
-	if claims[oidcEmailVerified] == true {
+	if Verified(claims[oidcEmailVerified]) {
 		if e, _ := claims[oidcEmail].(string); e != "" {
 			u.Email, u.EmailVerified = e, true
 		}
@@ -225,6 +223,22 @@ func (m Mapping) User(claims map[string]any) (User, error) {
 		return User{}, err
 	}
 	return u, nil
+}
+
+// Verified is the one rule for the IdP's email verification flag, stated
+// alike in package oidc (oidc.Verified): the JSON boolean true, or the exact
+// string "true", which some IdPs send (Amazon Cognito's userinfo answers
+// strings). Anything else is unverified: false, "True", "1", 1, null, and a
+// missing claim. (What zdgate writes into a Zendesk token is always the JSON
+// boolean; Verify checks that.)
+func Verified(v any) bool {
+	switch b := v.(type) {
+	case bool:
+		return b
+	case string:
+		return b == "true"
+	}
+	return false
 }
 
 // name picks the display name; see Mapping.NameClaim.

@@ -65,7 +65,10 @@ func TestMappingEmail(t *testing.T) {
 	}{
 		{"verified", map[string]any{"email": "a@example.com", "email_verified": true}, "a@example.com"},
 		{"not verified", map[string]any{"email": "a@example.com", "email_verified": false}, ""},
-		{"verified as a string", map[string]any{"email": "a@example.com", "email_verified": "true"}, ""},
+		{"verified as the string true", map[string]any{"email": "a@example.com", "email_verified": "true"}, "a@example.com"},
+		{"verified as the string True", map[string]any{"email": "a@example.com", "email_verified": "True"}, ""},
+		{"verified as the string 1", map[string]any{"email": "a@example.com", "email_verified": "1"}, ""},
+		{"verified as the string false", map[string]any{"email": "a@example.com", "email_verified": "false"}, ""},
 		{"verified as a number", map[string]any{"email": "a@example.com", "email_verified": 1.0}, ""},
 		{"no email_verified", map[string]any{"email": "a@example.com"}, ""},
 		{"verified without email", map[string]any{"email_verified": true}, ""},

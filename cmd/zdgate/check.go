@@ -46,8 +46,31 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 			}
 		}
 		fmt.Fprintf(stderr, "IdP endpoints: %s\n", strings.Join(sortStrings(on), ", "))
+		if w := bearerWarning(cfg, a.idp.Endpoints()["introspection"], a.idp.BearerAudienceChecked()); w != "" {
+			fmt.Fprintln(stderr, w)
+		}
 	}
 	return 0
+}
+
+// bearerWarning says what the IdP's endpoints mean for bearer tokens (mobile apps, the Support
+// SDK's user_token), when they cannot be checked for the client they were issued to.
+func bearerWarning(cfg *Config, introspection, checked bool) string {
+	if checked {
+		return ""
+	}
+	why := "the IdP advertises no introspection_endpoint"
+	if introspection {
+		why = "no --oidc-client-secret is set, so zdgate cannot call the IdP's introspection_endpoint"
+	}
+	if cfg.InsecureBearerUserinfo {
+		return "warning: " + why + ": opaque bearer access tokens are confirmed at userinfo only (--insecure-bearer-userinfo), " +
+			"so an access token this IdP issued to ANY of its clients for a user mints Zendesk tokens for that user. " +
+			"JWT access tokens are still checked by aud (--oidc-client-id, --oidc-audiences)."
+	}
+	return "warning: " + why + ": opaque bearer access tokens cannot be checked for the client they were issued to, " +
+		"so zdgate refuses them (401 invalid_audience); JWT access tokens are checked by aud (--oidc-client-id, --oidc-audiences). " +
+		"Have the IdP issue JWT access tokens to the mobile app, or expose introspection to zdgate's client."
 }
 
 // printEffective prints every option's effective value as JSON, secrets as "[redacted]".

@@ -127,6 +127,22 @@ func TestCLIConfigCheck(t *testing.T) {
 	if strings.Contains(out+errOut, "very-secret-value") {
 		t.Error("config check printed a secret")
 	}
+	// Without a client secret, introspection cannot be called: say what that means for bearers.
+	if !strings.Contains(errOut, "opaque bearer access tokens cannot be checked") || !strings.Contains(errOut, "invalid_audience") {
+		t.Errorf("config check without a client secret: stderr %q; want the bearer warning", errOut)
+	}
+	withSecret := append(base, "--oidc-issuer="+idp.URL(), "--oidc-client-secret="+idp.Client().Secret)
+	if code, _, errOut := runBin(t, "", withSecret...); code != 0 || strings.Contains(errOut, "warning:") {
+		t.Errorf("config check with introspection and a secret: exit %d, stderr %q; want no warning", code, errOut)
+	}
+	hydra := oidctest.NewT(t, oidctest.Options{Disable: []string{"introspection"}})
+	noIntro := append(base, "--oidc-issuer="+hydra.URL(), "--oidc-client-secret=zdgate-secret")
+	if code, _, errOut := runBin(t, "", noIntro...); code != 0 || !strings.Contains(errOut, "advertises no introspection_endpoint: opaque bearer access tokens cannot be checked") {
+		t.Errorf("config check against an IdP without introspection: exit %d, stderr %q; want the warning", code, errOut)
+	}
+	if _, _, errOut := runBin(t, "", append(noIntro, "--insecure-bearer-userinfo")...); !strings.Contains(errOut, "ANY of its clients") {
+		t.Errorf("config check with --insecure-bearer-userinfo: stderr %q; want the stronger warning", errOut)
+	}
 	// An unreachable IdP and a missing value: exit 1, one line per problem.
 	code, _, errOut = runBin(t, "", "config", "check", "--upstream=http://127.0.0.1:1", "--oidc-issuer=http://127.0.0.1:1", "--oidc-client-id=x",
 		"--cookie-secret=0123456789abcdef0123456789abcdef")

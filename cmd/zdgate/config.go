@@ -98,6 +98,7 @@ type ProxyOptions struct {
 	AllowedRedirectDomain         []string
 	PassAccessToken               bool
 	RecheckInterval, RecheckGrace time.Duration
+	BearerRateLimit               float64
 
 	upstream, publicURL *url.URL
 	skipAuth            []*regexp.Regexp
@@ -139,6 +140,8 @@ func (g *ProxyOptions) options() []*option {
 			return errors.Join(errs...)
 		}),
 		boolOpt(&g.PassAccessToken, "pass-access-token", false, "forward-auth: also answer X-Auth-Request-Access-Token with the IdP access token").into("proxy.Config.PassAccessToken"),
+		floatOpt(&g.BearerRateLimit, "bearer-rate-limit", 10, "bearer tokens (mobile apps, /zendesk/sdk) per second per client address that may be checked at the IdP; remembered answers do not count; burst twice that; 0 = no limit").
+			into("proxy.Config.BearerRateLimit"),
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"sort"
@@ -153,6 +154,18 @@ func durationOpt(p *time.Duration, name string, def time.Duration, usage string)
 			return fmt.Errorf("want a duration like 90s or 5m, got %q", v)
 		}
 		*p = d
+		return nil
+	}}
+}
+
+func floatOpt(p *float64, name string, def float64, usage string) *option {
+	*p = def
+	return &option{name: name, usage: usage, def: strconv.FormatFloat(def, 'g', -1, 64), kind: "number", get: func() any { return *p }, set: func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("want a number of 0 or more, got %q", v)
+		}
+		*p = f
 		return nil
 	}}
 }

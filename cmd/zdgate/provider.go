@@ -17,6 +17,8 @@ type ProviderOptions struct {
 	OIDCClientSecret, OIDCClientSecretFile string
 	OIDCScopes, OIDCAudiences              []string
 	GroupsClaim                            string
+	EmailVerifiedClaim                     string
+	InsecureBearerUserinfo                 bool
 
 	AllowedEmailDomain, AllowedGroup []string
 
@@ -77,6 +79,15 @@ func (g *ProviderOptions) options() []*option {
 		scopes,
 		listOpt(&g.OIDCAudiences, "oidc-audiences", nil, false, "extra audiences accepted on bearer access tokens (mobile apps)").into("oidc.Config.Audiences"),
 		strOpt(&g.GroupsClaim, "groups-claim", "groups", "IdP claim holding the user's groups").into("oidc.Config.GroupsClaim"),
+		strOpt(&g.EmailVerifiedClaim, "email-verified-claim", "email_verified", "IdP claim saying the email is verified (JSON true or the string \"true\"), read from the same document as the email; Entra ID: xms_edov (trusts the tenant's domain verification, see docs/security.md)").
+			into("oidc.Config.EmailVerifiedClaim").checks(func() error {
+			if g.EmailVerifiedClaim == "" || g.EmailVerifiedClaim == "email" {
+				return fmt.Errorf("want the name of a claim holding true/false, such as email_verified or xms_edov, got %q", g.EmailVerifiedClaim)
+			}
+			return nil
+		}),
+		boolOpt(&g.InsecureBearerUserinfo, "insecure-bearer-userinfo", false, "DANGEROUS: when the IdP has no introspection endpoint, accept opaque bearer tokens that only userinfo confirms; then ANY access token of the user, issued to ANY client of the IdP (a third-party app the user once signed in to), mints Zendesk tokens for them").
+			into("oidc.Config.InsecureBearerUserinfo"),
 		listOpt(&g.AllowedEmailDomain, "allowed-email-domain", nil, false, "only users with a verified email in these domains may log in").into("proxy.Config.AllowedEmailDomains"),
 		listOpt(&g.AllowedGroup, "allowed-group", nil, false, "only members of these groups may log in").into("proxy.Config.AllowedGroups"),
 		strOpt(&g.ExternalIDClaim, "external-id-claim", "sub", "IdP claim that becomes Zendesk's external_id").into("tokens.Mapping.ExternalIDClaim"),

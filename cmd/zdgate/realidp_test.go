@@ -239,3 +239,100 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// TestRealIdPSignOutRevokesRefreshToken: sign-out revokes the session's refresh token at
+// oidc-provider's RFC 7009 endpoint, so the IdP itself refuses it afterwards (introspection and a
+// refresh grant), and a copy of the cookie taken before is refused.
+func TestRealIdPSignOutRevokesRefreshToken(t *testing.T) {
+	s := startRealIdPStack(t)
+	c := noFollow()
+	s.login(t, c, nodeidp.Alice, nodeidp.AlicePassword)
+	sess := s.session(t, c)
+	if sess == nil || sess.RefreshToken == "" {
+		t.Fatal("no session with a refresh token after login")
+	}
+	copyJar, _ := cookiejar.New(nil)
+	copyJar.SetCookies(mustParse(s.url), c.Jar.Cookies(mustParse(s.url)))
+	stolen := &http.Client{Jar: copyJar, Timeout: 10 * time.Second}
+	var meta struct {
+		Introspection string `json:"introspection_endpoint"`
+		Token         string `json:"token_endpoint"`
+	}
+	res, err := http.Get(s.idp.Issuer() + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(res.Body).Decode(&meta)
+	res.Body.Close()
+	post := func(endpoint string, form url.Values) (int, map[string]any) {
+		req, _ := http.NewRequest("POST", endpoint, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("zdgate", "real-idp-client-secret")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		json.NewDecoder(res.Body).Decode(&out)
+		return res.StatusCode, out
+	}
+	// The refresh token is live before sign-out (and rotates on each re-check, so read it again).
+	if code, _ := s.token(t, c); code != 200 {
+		t.Fatalf("token before sign-out = %d", code)
+	}
+	sess = s.session(t, c)
+	if _, out := post(meta.Introspection, url.Values{"token": {sess.RefreshToken}}); out["active"] != true {
+		t.Fatalf("introspection of the refresh token before sign-out = %v; want active", out)
+	}
+
+	req, _ := http.NewRequest("GET", s.url+"/oauth2/sign_out?rd=/", nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	res, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if next := signedOutNext(string(page)); res.StatusCode != http.StatusOK || !strings.HasPrefix(next, s.idp.Issuer()) {
+		t.Fatalf("sign-out = %d continuing to %q; want the signed-out page continuing to the IdP's end_session", res.StatusCode, next)
+	}
+	counts, _ := s.idp.Counts()
+	if counts["revocation"] != 1 || counts["revocation_error"] != 0 {
+		t.Fatalf("IdP counts = %v; want one successful revocation", counts)
+	}
+	if _, out := post(meta.Introspection, url.Values{"token": {sess.RefreshToken}}); out["active"] != false {
+		t.Fatalf("introspection of the refresh token after sign-out = %v; want active:false", out)
+	}
+	if code, out := post(meta.Token, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {sess.RefreshToken}}); code != http.StatusBadRequest || out["error"] != "invalid_grant" {
+		t.Fatalf("refresh grant with the signed-out refresh token = %d %v; want 400 invalid_grant", code, out)
+	}
+	if code, _ := s.token(t, stolen); code != http.StatusUnauthorized {
+		t.Fatalf("a copy of the cookie after sign-out = %d; want 401", code)
+	}
+}
+
+// TestRealIdPStaleCookieKeepsTheGrant: oidc-provider revokes the whole grant when a rotated-away
+// refresh token is presented again. A cookie one refresh old, replayed on the replica that did the
+// refresh, must not do that to the real user (issue 10 item 8).
+func TestRealIdPStaleCookieKeepsTheGrant(t *testing.T) {
+	s := startRealIdPStack(t) // --recheck-interval=1ns: every request refreshes
+	c := noFollow()
+	s.login(t, c, nodeidp.Alice, nodeidp.AlicePassword)
+	oldJar, _ := cookiejar.New(nil)
+	oldJar.SetCookies(mustParse(s.url), c.Jar.Cookies(mustParse(s.url)))
+	stale := &http.Client{Jar: oldJar, Timeout: 10 * time.Second}
+	if code, _ := s.token(t, c); code != 200 { // rotates: the browser holds the new cookie
+		t.Fatalf("token = %d", code)
+	}
+	if code, _ := s.token(t, stale); code != 200 {
+		t.Fatalf("the stale cookie = %d; want 200 from the session's latest state", code)
+	}
+	if code, _ := s.token(t, c); code != 200 {
+		t.Fatalf("the real browser after the stale replay = %d; want 200 (the grant must survive)", code)
+	}
+	counts, _ := s.idp.Counts()
+	if counts["refresh_token_error"] != 0 {
+		t.Fatalf("IdP counts = %v; want no failed refresh (no reuse detected)", counts)
+	}
+}

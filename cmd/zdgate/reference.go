@@ -138,6 +138,8 @@ func (o *option) schema() schemaProp {
 	case o.kind == "duration":
 		p.Pattern = durationPattern
 		p.Description += " (Go duration)"
+	case o.kind == "number":
+		p.Pattern = `^$|^[0-9]+(\.[0-9]+)?$`
 	case o.kind == "URL":
 		p.Pattern = `^$|^https?://[^\s]+$`
 	case len(o.enum) > 0:

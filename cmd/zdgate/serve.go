@@ -147,6 +147,7 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 		Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: clientSecret.Get,
 		RedirectURL: publicURL.String() + "/oauth2/callback", Scopes: cfg.scopes, Audiences: cfg.OIDCAudiences,
 		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: idpTransport}, GroupsClaim: cfg.GroupsClaim,
+		EmailVerifiedClaim: cfg.EmailVerifiedClaim, InsecureBearerUserinfo: cfg.InsecureBearerUserinfo,
 	})
 	if err != nil {
 		return nil, err
@@ -181,6 +182,7 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 		CookieName: cfg.CookieName, CookieSecure: cfg.CookieSecure, CookieDomain: cfg.CookieDomain,
 		AuthMode: cfg.AuthMode, SkipAuth: cfg.skipAuth, AllowedEmailDomains: cfg.AllowedEmailDomain, AllowedGroups: cfg.AllowedGroup,
 		TrustedProxies: cfg.trusted, AllowedRedirectDomains: cfg.AllowedRedirectDomain, PassAccessToken: cfg.PassAccessToken,
+		BearerRateLimit: cfg.BearerRateLimit,
 		RecheckInterval: cfg.RecheckInterval, RecheckGrace: cfg.RecheckGrace, SessionTTL: cfg.SessionTTL,
 		Injector: injector, Inject: cfg.Inject, InjectSkip: cfg.injectSkip,
 		Signers: signers, Mapping: cfg.mapping, ZendeskSubdomain: cfg.ZendeskSubdomain, ZendeskHosts: cfg.ZendeskHost, SSOLogoutIdP: cfg.ZendeskSSOLogoutIdP,

@@ -227,6 +227,23 @@ func TestRefreshRotates(t *testing.T) {
 	}
 }
 
+func TestRefreshReuseRevokesGrant(t *testing.T) {
+	s := NewT(t, Options{RefreshReuseRevokesGrant: true})
+	p := newRP(t, s)
+	tok, _ := p.login(t)
+	tok2, err := p.refresh(tok)
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	_, err = p.refresh(tok)
+	wantInvalidGrant(t, "replay of the rotated-out token", err)
+	_, err = p.refresh(tok2)
+	wantInvalidGrant(t, "the successor after a replay (reuse detection revokes the grant)", err)
+	if introspect(t, s, tok2.AccessToken)["active"] != false {
+		t.Error("the grant's access token is still active after reuse detection")
+	}
+}
+
 func TestRefreshWithoutRotation(t *testing.T) {
 	s := NewT(t, Options{DisableRefreshRotation: true})
 	p := newRP(t, s)

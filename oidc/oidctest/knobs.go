@@ -93,6 +93,19 @@ func (s *Server) SetUserinfoSubject(sub, override string) {
 	s.uiSubject[sub] = override
 }
 
+// SetUserinfo makes userinfo answer, for tokens of user sub, the claims that mutate makes of the
+// user's current claims (nil undoes it): an IdP whose userinfo disagrees with its ID token, e.g. a
+// different email without email_verified. The ID token and introspection are not affected.
+func (s *Server) SetUserinfo(sub string, mutate func(claims map[string]any)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if mutate == nil {
+		delete(s.uiMutate, sub)
+		return
+	}
+	s.uiMutate[sub] = mutate
+}
+
 // Count returns how many calls an endpoint has had, so a test can prove caching and singleflight:
 // "authorize", "token.code", "token.refresh", "token" (other grant types), "userinfo",
 // "introspect", "revoke", "end_session", "jwks", "discovery", and "backchannel" (logout tokens

@@ -237,6 +237,35 @@ func TestUserinfoSubjectOverride(t *testing.T) {
 	}
 }
 
+func TestUserinfoMutate(t *testing.T) {
+	s := NewT(t, Options{})
+	p := newRP(t, s)
+	tok, idt := p.login(t)
+	s.SetUserinfo("user-1", func(c map[string]any) {
+		c["email"] = "mallory@example.net"
+		delete(c, "email_verified")
+	})
+	var ui map[string]any
+	info, err := p.provider.UserInfo(p.ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Claims(&ui)
+	if ui["email"] != "mallory@example.net" || ui["email_verified"] != nil {
+		t.Fatalf("userinfo = %v; want the mutated email without email_verified", ui)
+	}
+	// The ID token still says what the user is.
+	var c map[string]any
+	if err := idt.Claims(&c); err != nil || c["email"] != "alice@example.com" || c["email_verified"] != true {
+		t.Fatalf("ID token claims = %v; want them untouched", c)
+	}
+	s.SetUserinfo("user-1", nil)
+	info, _ = p.provider.UserInfo(p.ctx, oauth2.StaticTokenSource(tok))
+	if info == nil || info.Email != "alice@example.com" || !info.EmailVerified {
+		t.Fatalf("userinfo after reset = %+v; want alice's verified email", info)
+	}
+}
+
 func TestCounts(t *testing.T) {
 	s := NewT(t, Options{})
 	p := newRP(t, s)

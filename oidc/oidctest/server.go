@@ -88,6 +88,10 @@ type Options struct {
 	// a new refresh token and the used one answers invalid_grant. Refresh tokens are issued whenever
 	// the scope has offline_access.
 	DisableRefreshRotation bool
+	// RefreshReuseRevokesGrant adds reuse detection to rotation, as Ory Hydra and oidc-provider
+	// have it by default: a used refresh token presented again answers invalid_grant AND revokes
+	// its whole grant, so the rotated successor dies too.
+	RefreshReuseRevokesGrant bool
 	// Disable leaves endpoints out of discovery so they answer 404: any of "userinfo",
 	// "introspection", "end_session", "revocation".
 	Disable []string
@@ -121,8 +125,10 @@ type Server struct {
 	codes      map[string]*authCode
 	access     map[string]*accessToken
 	refresh    map[string]*refreshToken
+	usedRT     map[string]*grant // rotated-away refresh tokens, for reuse detection
 	sessions   map[string]*idpSession
 	uiSubject  map[string]string
+	uiMutate   map[string]func(map[string]any)
 	nextMutate func(map[string]any)
 	nextRaw    func(map[string]any) string
 	refreshLog []Refresh // successful refresh grants, oldest first
@@ -278,8 +284,10 @@ func newServer(opts Options) (*Server, error) {
 		codes:     map[string]*authCode{},
 		access:    map[string]*accessToken{},
 		refresh:   map[string]*refreshToken{},
+		usedRT:    map[string]*grant{},
 		sessions:  map[string]*idpSession{},
 		uiSubject: map[string]string{},
+		uiMutate:  map[string]func(map[string]any){},
 	}
 	for _, n := range countNames {
 		s.counts[n] = new(atomic.Int64)

@@ -143,6 +143,9 @@ func (s *Server) refreshGrant(c Client, form url.Values) (map[string]any, *oauth
 	tok := form.Get("refresh_token")
 	s.mu.Lock()
 	rt := s.refresh[tok]
+	if g := s.usedRT[tok]; rt == nil && g != nil && s.opts.RefreshReuseRevokesGrant {
+		g.revoked = true // reuse detected: the whole grant goes, the successor token too
+	}
 	if rt == nil || rt.g.clientID != c.ID {
 		s.mu.Unlock()
 		return nil, invalidGrant("unknown, used or revoked refresh token")
@@ -157,6 +160,7 @@ func (s *Server) refreshGrant(c Client, form url.Values) (map[string]any, *oauth
 		keep = tok
 	} else {
 		delete(s.refresh, tok)
+		s.usedRT[tok] = rt.g
 	}
 	s.refreshLog = append(s.refreshLog, Refresh{Subject: rt.g.sub, SID: rt.g.sid, At: s.now()})
 	s.mu.Unlock()

@@ -16,7 +16,7 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	u, alive := s.accessAliveLocked(s.access[tok])
-	override := s.uiSubject[u.Subject]
+	override, mutate := s.uiSubject[u.Subject], s.uiMutate[u.Subject]
 	s.mu.Unlock()
 	if !alive {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="oidctest", error="invalid_token", error_description="the access token is unknown, expired or revoked"`)
@@ -24,6 +24,9 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims := userClaims(u)
+	if mutate != nil {
+		mutate(claims)
+	}
 	if override != "" {
 		claims["sub"] = override
 	}

@@ -164,6 +164,7 @@ func unavailable(op string, err error) error {
 //	PREFIX sub:H(sub)     set of session IDs of this subject; expires after the session TTL
 //	PREFIX rev:sid:H(sid) revocation marker "1"; expires after the session TTL
 //	PREFIX rev:sub:H(sub) revocation marker: Unix ms of the latest RevokeSubject
+//	PREFIX rev:id:ID      revocation marker "1" of a signed-out session; expires after the session TTL
 //	PREFIX lock:ID        refresh lock: a random token; expires after the lock TTL
 type redisKeys struct{ prefix string }
 
@@ -178,7 +179,8 @@ func (k redisKeys) sidMarkSum(sum [sha256.Size]byte) string {
 func (k redisKeys) subMarkSum(sum [sha256.Size]byte) string {
 	return k.prefix + "rev:sub:" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
-func (k redisKeys) lock(id string) string { return k.prefix + "lock:" + id }
+func (k redisKeys) idMark(id string) string { return k.prefix + "rev:id:" + id }
+func (k redisKeys) lock(id string) string   { return k.prefix + "lock:" + id }
 
 // hashName keeps names out of key names. It is not a secret: anyone can hash
 // a guessed subject and look for it.

@@ -41,6 +41,22 @@ end
 return 1
 `)
 
+// RevokeSession ends the one session with this ID on every replica: the
+// stored session is replaced by a tombstone, so RedisStore.Load says
+// ErrRevoked for every copy of its ticket, and a marker for the session TTL
+// lets Save and Revoked refuse a refresh that was in flight meanwhile.
+func (v *RedisRevocations) RevokeSession(ctx context.Context, id string) error {
+	if id == "" {
+		return errors.New("session: revoke: empty session id")
+	}
+	ctx, cancel := context.WithTimeout(ctx, v.timeout)
+	defer cancel()
+	if err := v.client.Set(ctx, v.keys.idMark(id), "1", v.ttl).Err(); err != nil {
+		return unavailable("revoke", err)
+	}
+	return v.bury(ctx, []string{id})
+}
+
 // RevokeSID ends every session with this IdP session id, whenever it was
 // created: a logged-out IdP session must not come back.
 func (v *RedisRevocations) RevokeSID(ctx context.Context, sid string) error {
@@ -73,20 +89,24 @@ func (v *RedisRevocations) RevokeSubject(ctx context.Context, sub string) error 
 	return v.buryIndexed(ctx, v.keys.subIndex(sub))
 }
 
-// Revoked reports whether s was ended by RevokeSID or RevokeSubject, from the
-// markers. Redis failures are ErrUnavailable: a session that may have been
+// Revoked reports whether s was ended by RevokeSession, RevokeSID or
+// RevokeSubject, from the markers. Redis failures are ErrUnavailable: a session that may have been
 // logged out is not used.
 func (v *RedisRevocations) Revoked(ctx context.Context, s *Session) (bool, error) {
-	if s == nil || s.SID == "" && s.Subject == "" {
+	if s == nil || s.ID == "" && s.SID == "" && s.Subject == "" {
 		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, v.timeout)
 	defer cancel()
 	var (
+		byID  *redis.IntCmd
 		bySID *redis.IntCmd
 		bySub *redis.StringCmd
 	)
 	cmds, err := v.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if s.ID != "" {
+			byID = p.Exists(ctx, v.keys.idMark(s.ID))
+		}
 		if s.SID != "" {
 			bySID = p.Exists(ctx, v.keys.sidMark(s.SID))
 		}
@@ -98,7 +118,7 @@ func (v *RedisRevocations) Revoked(ctx context.Context, s *Session) (bool, error
 	if err := pipelineErr(cmds, err); err != nil {
 		return false, unavailable("revocation check", err)
 	}
-	return markedRevoked(bySID, bySub, s.CreatedAt), nil
+	return byID != nil && byID.Val() > 0 || markedRevoked(bySID, bySub, s.CreatedAt), nil
 }
 
 // markedRevoked reads the answers of the marker lookups (nil: not asked) for a session created at

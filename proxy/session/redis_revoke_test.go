@@ -40,6 +40,32 @@ func TestRedisReplicasShareSessions(t *testing.T) {
 	}
 }
 
+func TestRedisRevokeSessionAcrossReplicas(t *testing.T) {
+	ctx := context.Background()
+	a, b, _, _ := replicas(t)
+	ended, kept := smallSession(t0), smallSession(t0)
+	ended.ID, kept.ID = NewID(), NewID()
+	endedJar, keptJar := newJar(), newJar()
+	saveTo(t, a, endedJar, ended)
+	saveTo(t, a, keptJar, kept)
+	if err := b.Revocations().RevokeSession(ctx, ended.ID); err != nil {
+		t.Fatalf("RevokeSession() on B error = %v", err)
+	}
+	if got, err := a.Load(endedJar.request()); !errors.Is(err, ErrRevoked) {
+		t.Errorf("Load() on A after RevokeSession on B = %v, %v; want ErrRevoked", got, err)
+	}
+	if _, err := a.Load(keptJar.request()); err != nil {
+		t.Errorf("Load() of another session of the same user = %v; want it kept", err)
+	}
+	// A refresh finishing after the sign-out does not bring the session back.
+	if err := a.Save(httptest.NewRecorder(), endedJar.request(), ended); !errors.Is(err, ErrRevoked) {
+		t.Errorf("Save() of a signed-out session = %v; want ErrRevoked", err)
+	}
+	if _, err := b.Load(endedJar.request()); !errors.Is(err, ErrRevoked) {
+		t.Errorf("Load() after a late Save of a signed-out session = %v; want ErrRevoked", err)
+	}
+}
+
 func TestRedisRevokeSIDAcrossReplicas(t *testing.T) {
 	ctx := context.Background()
 	a, b, clk, srv := replicas(t)

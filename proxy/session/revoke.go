@@ -8,11 +8,14 @@ import (
 	"time"
 )
 
-// Revocations ends sessions when the IdP sends a back-channel logout. A
-// sealed cookie cannot be recalled from the browser, so the store asks this
-// list on every Load. It is an interface because an in-memory list only
-// covers one replica; a shared (Redis) one makes logout work across all.
+// Revocations ends sessions when the IdP sends a back-channel logout, and at
+// sign-out. A sealed cookie cannot be recalled from the browser, so the store
+// asks this list on every Load. It is an interface because an in-memory list
+// only covers one replica; a shared (Redis) one makes logout work across all.
 type Revocations interface {
+	// RevokeSession ends the one session with this ID (a sign-out), for the
+	// rest of its lifetime: a copy of its cookie taken before is refused.
+	RevokeSession(ctx context.Context, id string) error
 	// RevokeSID ends every session that carries this IdP session id.
 	RevokeSID(ctx context.Context, sid string) error
 	// RevokeSubject ends every session of sub created up to now; a later
@@ -45,6 +48,7 @@ type revKind uint8
 const (
 	bySID revKind = iota + 1
 	bySubject
+	byID
 )
 
 type revKey struct {
@@ -78,6 +82,17 @@ func NewMemoryRevocations(ttl time.Duration, max int, now func() time.Time) *Mem
 	}
 }
 
+// RevokeSession ends the session with this ID on this replica: its cookie,
+// and every copy of it, is refused from now on until the session would have
+// expired anyway.
+func (m *MemoryRevocations) RevokeSession(_ context.Context, id string) error {
+	if id == "" {
+		return errors.New("session: revoke: empty session id")
+	}
+	m.add(revKey{byID, id})
+	return nil
+}
+
 // RevokeSID ends every session with this IdP session id, whenever it was
 // created: a logged-out IdP session must not come back.
 func (m *MemoryRevocations) RevokeSID(_ context.Context, sid string) error {
@@ -98,13 +113,17 @@ func (m *MemoryRevocations) RevokeSubject(_ context.Context, sub string) error {
 	return nil
 }
 
-// Revoked reports whether s was ended by RevokeSID or RevokeSubject.
+// Revoked reports whether s was ended by RevokeSession, RevokeSID or
+// RevokeSubject.
 func (m *MemoryRevocations) Revoked(_ context.Context, s *Session) (bool, error) {
 	now := m.now()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if len(m.byKey) == 0 {
 		return false, nil
+	}
+	if _, ok := m.live(revKey{byID, s.ID}, now); ok && s.ID != "" {
+		return true, nil
 	}
 	if s.SID != "" {
 		if _, ok := m.live(revKey{bySID, s.SID}, now); ok {

@@ -44,6 +44,29 @@ func TestMemoryRevocations(t *testing.T) {
 		}
 	})
 
+	t.Run("session id", func(t *testing.T) {
+		clk := &clock{t: t0}
+		m := NewMemoryRevocations(ttl, 10, clk.Now)
+		s := &Session{ID: "a", Subject: "u", SID: "sid-1", CreatedAt: t0}
+		sameUser := &Session{ID: "b", Subject: "u", SID: "sid-1", CreatedAt: t0}
+		if err := m.RevokeSession(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if !revoked(t, m, s) {
+			t.Error("Revoked() = false for the signed-out session")
+		}
+		if revoked(t, m, sameUser) {
+			t.Error("Revoked() = true for another session of the same user and sid")
+		}
+		clk.Advance(ttl)
+		if revoked(t, m, s) {
+			t.Error("Revoked() = true after the session TTL; the entry should have lapsed")
+		}
+		if err := m.RevokeSession(ctx, ""); err == nil {
+			t.Error("RevokeSession(\"\") = nil; want an error")
+		}
+	})
+
 	t.Run("subject before time", func(t *testing.T) {
 		clk := &clock{t: t0}
 		m := NewMemoryRevocations(ttl, 10, clk.Now)

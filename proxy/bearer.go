@@ -1,0 +1,149 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/zdgate/zdgate/oidc"
+)
+
+// bearerRefusalTTL is how long a bearer token the IdP refused (or that did not verify) is refused
+// again from memory, by its hash, without asking the IdP.
+const bearerRefusalTTL = time.Minute
+
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != "" && len(tok) <= 16<<10
+}
+
+// bearerIdentity verifies a bearer access token at the IdP, then re-checks it like a session. The
+// answer is remembered under the token's SHA-256: a confirmed token for at most --recheck-interval
+// and never past its expiry, a refused one for bearerRefusalTTL. Only tokens not remembered reach
+// the IdP, and those count against --bearer-rate-limit for the client's address (429 beyond it), so
+// the IdP never sees one call per bad request.
+func (p *Proxy) bearerIdentity(r *http.Request, tok string) (oidc.Identity, error) {
+	key := sha256.Sum256([]byte(tok))
+	now := p.cfg.Now()
+	if e, ok := p.bearers.get(key, now); ok {
+		if e.err != nil {
+			return oidc.Identity{}, bearerRefusal(e.err)
+		}
+		setSub(r.Context(), e.id.Subject)
+		return e.id, p.policy(e.id)
+	}
+	if !p.limits.allow(p.trust.clientIP(r), now) {
+		return oidc.Identity{}, errRateLimited
+	}
+	v, _, _ := p.flight.Do("bearer:"+string(key[:]), func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+		defer cancel()
+		id, t, err := p.cfg.OIDC.VerifyBearer(ctx, tok)
+		p.m.idpChecks.WithLabelValues("bearer", resultOf(err)).Inc()
+		switch {
+		case err == nil:
+			until := now.Add(p.cfg.RecheckInterval)
+			if !t.Expiry.IsZero() && t.Expiry.Before(until) {
+				until = t.Expiry
+			}
+			p.bearers.put(key, bearerEntry{id: id, until: until})
+		case oidc.KindOf(err) != oidc.Unavailable:
+			p.bearers.put(key, bearerEntry{err: err, until: now.Add(bearerRefusalTTL)})
+		}
+		return bearerResult{id, err}, nil
+	})
+	res := v.(bearerResult)
+	if res.err != nil {
+		return oidc.Identity{}, bearerRefusal(res.err)
+	}
+	setSub(r.Context(), res.id.Subject)
+	return res.id, p.policy(res.id)
+}
+
+// bearerRefusal is the answer to a bearer token the IdP did not confirm: 503 when it could not
+// answer, 401 invalid_audience when the token is for another client, else 401 invalid_token.
+func bearerRefusal(err error) error {
+	switch {
+	case oidc.KindOf(err) == oidc.Unavailable:
+		return wrapUnavailable(err)
+	case errors.Is(err, oidc.ErrAudience):
+		return errUnauthorized("invalid_audience", err)
+	}
+	return errUnauthorized("invalid_token", err)
+}
+
+var errRateLimited = &httpError{status: http.StatusTooManyRequests, code: "rate_limited",
+	err: errors.New("too many bearer tokens to check from this client address")}
+
+type bearerResult struct {
+	id  oidc.Identity
+	err error
+}
+
+// bearerCache remembers bearer tokens by hash: confirmed (id) or refused (err), each until its
+// time by the injected clock, the least recently used dropped beyond its size.
+type bearerCache struct {
+	c *lru.Cache[[32]byte, bearerEntry]
+}
+
+type bearerEntry struct {
+	id    oidc.Identity
+	err   error // the refusal, when not confirmed
+	until time.Time
+}
+
+func newBearerCache(size int) *bearerCache {
+	c, _ := lru.New[[32]byte, bearerEntry](size) // only fails for size <= 0
+	return &bearerCache{c}
+}
+
+func (b *bearerCache) get(k [32]byte, now time.Time) (bearerEntry, bool) {
+	e, ok := b.c.Get(k)
+	if !ok {
+		return bearerEntry{}, false
+	}
+	if !now.Before(e.until) {
+		b.c.Remove(k)
+		return bearerEntry{}, false
+	}
+	return e, true
+}
+
+func (b *bearerCache) put(k [32]byte, e bearerEntry) { b.c.Add(k, e) }
+
+// clientLimits is --bearer-rate-limit: a token bucket per client address (trust.clientIP) for the
+// bearer checks that reach the IdP, the least recently seen addresses forgotten beyond its size.
+type clientLimits struct {
+	every rate.Limit // 0: no limit
+	burst int
+	c     *lru.Cache[string, *rate.Limiter]
+}
+
+func newClientLimits(perSecond float64, size int) *clientLimits {
+	l := &clientLimits{every: rate.Limit(perSecond), burst: max(1, int(2*perSecond))}
+	l.c, _ = lru.New[string, *rate.Limiter](size)
+	return l
+}
+
+func (l *clientLimits) allow(client string, now time.Time) bool {
+	if l.every <= 0 {
+		return true
+	}
+	lim, ok := l.c.Get(client)
+	if !ok {
+		lim = rate.NewLimiter(l.every, l.burst)
+		l.c.Add(client, lim)
+	}
+	return lim.AllowN(now, 1)
+}
