@@ -46,6 +46,7 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 			}
 		}
 		fmt.Fprintf(stderr, "IdP endpoints: %s\n", strings.Join(sortStrings(on), ", "))
+		fmt.Fprintf(stderr, "tracing: %s\n", a.tracing)
 	}
 	return 0
 }
