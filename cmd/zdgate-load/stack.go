@@ -212,9 +212,11 @@ func (st *stack) gateArgs(listen, metrics string, extra []string) ([]string, []s
 		"--oidc-client-id=zdgate",
 		"--cookie-secure=false",
 		"--zendesk-messaging-key-id=" + messagingKeyID,
-		"--recheck-interval=" + st.recheck.String(),
 		// Logging and metrics stay at zdgate's defaults (an info-level JSON access line per
 		// request): users run the defaults, so that is what is measured.
+	}
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--recheck-interval=") }) {
+		args = append(args, "--recheck-interval="+st.recheck.String())
 	}
 	env := append(childEnviron(),
 		"ZDGATE_OIDC_CLIENT_SECRET=zdgate-secret",
