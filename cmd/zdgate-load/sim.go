@@ -46,6 +46,8 @@ type simReport struct {
 	errors       int
 	firstError   string
 	redisPerSess float64 // INFO used_memory growth per logged-in session
+	zdgateCPU    time.Duration // the simulated zdgate's CPU during the requests
+	redisCPU     time.Duration // redis-server's, when the harness started it (else 0)
 	loginTime    time.Duration
 	steadyTime   time.Duration
 	tolerance    float64
@@ -84,6 +86,13 @@ func (r *simReport) format() string {
 	fmt.Fprintf(&b, "requests: %d (%s), %.0f/s; re-checks due by the rule: %d = %.3f per session per interval (renewal estimate for exponential gaps: interval/(interval+gap) = %.3f)\n",
 		total, fmtRequests(r.requests), float64(total)/r.steadyTime.Seconds(), r.rechecks,
 		float64(r.rechecks)/float64(r.sessions)/intervals, r.interval.Seconds()/(r.interval.Seconds()+r.gap.Seconds()))
+	if r.zdgateCPU > 0 && total > 0 {
+		fmt.Fprintf(&b, "CPU: zdgate %v per request (re-checks included: %.2f per request)", (r.zdgateCPU / time.Duration(total)).Round(time.Microsecond), float64(r.rechecks)/float64(total))
+		if cmds := r.steady[len(r.steady)-1].counted; r.redisCPU > 0 && cmds > 0 {
+			fmt.Fprintf(&b, "; redis-server %.2f µs per command (%.0f commands per CPU second)", r.redisCPU.Seconds()*1e6/cmds, cmds/r.redisCPU.Seconds())
+		}
+		b.WriteString("\n")
+	}
 	if r.errors > 0 {
 		fmt.Fprintf(&b, "ERROR: %d requests failed, first: %s\n", r.errors, r.firstError)
 	}
@@ -323,6 +332,14 @@ func runSessions(ctx context.Context, st *stack, stats redisStats, client *http.
 		total atomic.Int64
 		mu    sync.Mutex
 	)
+	cpu := func(p *proc) time.Duration {
+		if p == nil {
+			return 0
+		}
+		d, _ := cpuTime(p.pid())
+		return d
+	}
+	zcpu0, rcpu0 := cpu(g.p), cpu(st.redisProc)
 	began = time.Now()
 	end := began.Add(so.dur)
 	idp, rd, err = c.around(ctx, func() error {
@@ -359,6 +376,7 @@ func runSessions(ctx context.Context, st *stack, stats redisStats, client *http.
 		return err
 	}
 	rep.steadyTime = time.Since(began)
+	rep.zdgateCPU, rep.redisCPU = cpu(g.p)-zcpu0, cpu(st.redisProc)-rcpu0
 	rep.errors = int(errs.Load())
 	rep.requests = map[string]int{}
 	for _, s := range sessions {
