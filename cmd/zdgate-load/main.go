@@ -79,7 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.sim.redis, "redis", "", "-simulate: host:port of a redis-server to use (its INFO commandstats must count only zdgate); default: start one")
 	fs.Float64Var(&o.sim.tolerance, "sim-tolerance", 0.10, "-simulate: how far a count may be from its prediction (0.10 = 10%)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/zdgate-load [flags]\n\nLoad-tests zdgate on 127.0.0.1 against a bare httputil.ReverseProxy in one run.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/zdgate-load [flags]\n\nLoad-tests zdgate on 127.0.0.1 against a bare httputil.ReverseProxy in one run; with -simulate,\nchecks the scaling model of docs/scaling.md (IdP calls, Redis commands) on many sessions instead.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -45,7 +45,7 @@ type simReport struct {
 	rechecks     int // predicted by applying the rule to the requests as sent
 	errors       int
 	firstError   string
-	redisPerSess float64 // INFO used_memory growth per logged-in session
+	redisPerSess float64       // INFO used_memory growth per logged-in session
 	zdgateCPU    time.Duration // the simulated zdgate's CPU during the requests
 	redisCPU     time.Duration // redis-server's, when the harness started it (else 0)
 	loginTime    time.Duration

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -65,24 +64,10 @@ func largeExtra(n int) map[string]any {
 // startSimStack brings up what the simulation needs: the upstream, an IdP with every visitor, Redis
 // (addr, or a redis-server of its own), and zdgate instances: name -> extra flags.
 func (st *stack) startSimStack(ctx context.Context, users []oidctest.User, redisAddr string, gates [][2]string) error {
-	var err error
-	st.gates = map[string]*gate{}
-	if st.tmp, err = os.MkdirTemp("", "zdgate-sim-"); err != nil {
+	if err := st.startBase(ctx, "zdgate-sim-"); err != nil {
 		return err
 	}
-	st.cookieSecret, st.messagingSecret = randomSecret(32), randomSecret(24)
-	if st.bin = st.opts.zdgateBin; st.bin == "" {
-		fmt.Fprintln(st.out, "building zdgate (go build -trimpath ./cmd/zdgate) ...")
-		if st.bin, err = buildZdgate(ctx, st.tmp); err != nil {
-			return err
-		}
-	}
-	st.version = zdgateVersion(ctx, st.bin)
-	up := newServer(upstreamHandler())
-	st.servers = append(st.servers, up)
-	if st.upstream, err = serveOn(up); err != nil {
-		return fmt.Errorf("upstream: %w", err)
-	}
+	var err error
 	if st.idp, err = oidctest.Start(oidctest.Options{Users: users}); err != nil {
 		return fmt.Errorf("test IdP: %w", err)
 	}
