@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -38,6 +39,7 @@ type tracedStack struct {
 	atApp    []seenRequest
 	atIdP    []seenRequest
 	secrets  []string // every credential the test saw on the wire
+	logs     *syncBuffer
 	stopOnce sync.Once
 	stopFn   func()
 }
@@ -55,7 +57,7 @@ func (s *tracedStack) secret(v string) {
 // the OTLP exporter pointed at a receiver through the standard OTEL_* variables only.
 func startTracedStack(t *testing.T, env map[string]string, flags ...string) *tracedStack {
 	t.Helper()
-	st := &tracedStack{recv: startOTLPReceiver(t)}
+	st := &tracedStack{recv: startOTLPReceiver(t), logs: &syncBuffer{}}
 	for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 		"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
 		"OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"} {
@@ -106,7 +108,7 @@ func startTracedStack(t *testing.T, env map[string]string, flags ...string) *tra
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := wire(cfg, discardLogger(), nil)
+	a, err := wire(cfg, slog.New(slog.NewJSONHandler(st.logs, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,8 +283,27 @@ func TestTracingOTLP(t *testing.T) {
 		t.Errorf("the IdP never got a traceparent of trace %s from these spans: %v (it saw %v)", traceID, wantIdP, atIdP)
 	}
 
+	// The access line of the proxied request names its trace, so logs and traces meet.
+	var logged bool
+	for _, line := range strings.Split(st.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "request" && m["route"] == "upstream" && m["path"] == "/app/page" {
+			logged = true
+			if m["trace_id"] != traceID {
+				t.Errorf("access line trace_id = %v; want %s", m["trace_id"], traceID)
+			}
+		}
+	}
+	if !logged {
+		t.Error("no access line for /app/page")
+	}
+	if !strings.Contains(st.logs.String(), `"tracing":"on: OTLP http/protobuf (OTEL_EXPORTER_OTLP_ENDPOINT is set)"`) {
+		t.Error("the start-up line does not say that tracing is on, and why")
+	}
+
 	// The token request: its own trace, named by its route template, with its own re-check.
 	tokenSpan := find("GET /zendesk/token", nil)
+	t.Logf("and the token request's:\n%s", traceTree(spans, hexID(tokenSpan.GetTraceId())))
 	if got := attr(tokenSpan.GetAttributes(), "http.route"); got != "/zendesk/token" {
 		t.Errorf("token span http.route = %q", got)
 	}
