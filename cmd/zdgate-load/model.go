@@ -67,20 +67,42 @@ type costModel struct {
 	recheckIdP, recheckRedis cost            // added when the confirmation is older than --recheck-interval
 }
 
-// model is zdgate's cost model. A fresh request reads its session in one pipelined round trip
-// (GET the session, EXISTS the sid revocation marker, GET the subject marker); a re-check takes the
-// session's lock (SET NX), reads it again under the lock, saves it (two index SADD+PEXPIRE, SET XX),
-// checks the revocation markers again, and unlocks (EVALSHA of a script that GETs and DELs).
+// The Redis store's operations, each one pipeline (one round trip), by command.
+var (
+	// sessionRead loads a session: GET it, EXISTS its sid revocation marker, GET its subject marker.
+	sessionRead = cost{"get": 2, "exists": 1}
+	// sessionSave writes it: SADD+PEXPIRE of the sid and subject indexes, SET of the session.
+	sessionSave = cost{"sadd": 2, "pexpire": 2, "set": 1}
+	// revocationCheck is Save's look at the markers again, for a logout that raced with it:
+	// EXISTS of the sid marker, GET of the subject marker.
+	revocationCheck = cost{"exists": 1, "get": 1}
+	// lock and unlock are the session's refresh lock: SET NX, and EVALSHA of a script that GETs
+	// the lock and DELs it if it is still ours.
+	lock   = cost{"set": 1}
+	unlock = cost{"evalsha": 1, "get": 1, "del": 1}
+)
+
+func sum(cs ...cost) cost {
+	out := cost{}
+	for _, c := range cs {
+		out.add(c, 1)
+	}
+	return out
+}
+
+// model is zdgate's cost model. A request with a fresh confirmation reads its session; a login
+// saves one; a re-check takes the lock, reads the session again under it (another replica may have
+// refreshed it), calls the IdP, saves, and unlocks.
 var model = costModel{
 	loginIdP:   cost{"token.code": 1, "userinfo": 1},
-	loginRedis: cost{"sadd": 2, "pexpire": 2, "set": 1, "exists": 1, "get": 1},
+	loginRedis: sum(sessionSave, revocationCheck),
 	requestRedis: map[string]cost{
-		"/zendesk/token": {"get": 2, "exists": 1},
-		"upstream":       {"get": 2, "exists": 1},
-		"/oauth2/auth":   {"get": 2, "exists": 1},
+		"/zendesk/token": sessionRead,
+		"upstream":       sessionRead,
+		"/oauth2/auth":   sessionRead,
 	},
 	recheckIdP:   cost{"token.refresh": 1, "userinfo": 1},
-	recheckRedis: cost{"set": 2, "get": 4, "exists": 2, "sadd": 2, "pexpire": 2, "evalsha": 1, "del": 1},
+	recheckRedis: sum(lock, sessionRead, sessionSave, revocationCheck, unlock),
 }
 
 // prediction is what the model says a run costs: logins, requests by route, and re-checks.
