@@ -25,6 +25,7 @@ bench:
 
 # bench-load: load harness on loopback (a few minutes, including a 60 s soak). More runs:
 # make bench-load LOAD_ARGS="-rounds 3 -strict"
+# The scaling model of docs/scaling.md, checked on 5,000 sessions: make bench-load LOAD_ARGS=-simulate
 bench-load:
 	$(GO) run ./cmd/zdgate-load $(LOAD_ARGS)
 

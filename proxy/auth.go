@@ -157,7 +157,9 @@ func (p *Proxy) recheck(ctx context.Context, s *session.Session) *checkResult {
 	if s.RefreshToken != "" {
 		kind = "refresh"
 	}
+	ctx, traced := p.traceRecheck(ctx, kind)
 	id, nt, err := p.cfg.OIDC.Recheck(ctx, t, s.Subject)
+	traced(resultOf(err))
 	p.m.idpChecks.WithLabelValues(kind, resultOf(err)).Inc()
 	if err != nil {
 		if oidc.KindOf(err) == oidc.Revoked {

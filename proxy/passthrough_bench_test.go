@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // page2k is the load harness's page size: small, so per-request work (not copying) dominates.
@@ -52,13 +57,21 @@ func BenchmarkPassThrough(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer devnull.Close()
-	for _, name := range []string{"zdgate", "zdgate-log-off"} {
+	// zdgate-traced samples every request into the OpenTelemetry SDK (batching, exporter that
+	// drops), with the upstream transport wrapped as cmd/zdgate does: the cost of tracing when on.
+	for _, name := range []string{"zdgate", "zdgate-log-off", "zdgate-traced"} {
 		b.Run(name, func(b *testing.B) {
 			st := newStack(b, stackOpts{mutate: func(c *Config) {
 				c.Inject = false
 				c.Upstream = target
-				if name == "zdgate" {
+				if name != "zdgate-log-off" {
 					c.Logger = slog.New(slog.NewJSONHandler(devnull, &slog.HandlerOptions{Level: slog.LevelInfo}))
+				}
+				if name == "zdgate-traced" {
+					tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+					b.Cleanup(func() { tp.Shutdown(context.Background()) })
+					c.TracerProvider = tp
+					c.UpstreamTransport = otelhttp.NewTransport(NewUpstreamTransport(), otelhttp.WithTracerProvider(tp))
 				}
 			}})
 			st.login(st.client, "/")

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/zdgate/zdgate/oidc"
@@ -79,6 +80,10 @@ type Config struct {
 	Logger            *slog.Logger
 	Registerer        prometheus.Registerer
 	Now               func() time.Time
+	// TracerProvider turns on OpenTelemetry spans for requests and IdP re-checks; nil: no tracing,
+	// and nothing on the request path pays for it. The IdP and upstream transports are spanned
+	// by whoever builds them (cmd/zdgate).
+	TracerProvider trace.TracerProvider
 }
 
 // Proxy is the handler. Build it with New.
@@ -91,6 +96,8 @@ type Proxy struct {
 	injSkip pathRules
 	rp      *httputil.ReverseProxy
 	mux     *http.ServeMux
+	entry   http.Handler // serve, wrapped in the request span when tracing
+	tr      *tracing     // nil: tracing off
 
 	flight       singleflight.Group // one IdP re-check per session at a time
 	recent       *recentChecks      // results of re-checks, for requests still carrying the old cookie
@@ -169,6 +176,10 @@ func New(cfg Config) (*Proxy, error) {
 	p.ready = cfg.OIDC.Ready
 	p.rp = p.newReverseProxy()
 	p.mux = p.routes()
+	p.entry = http.HandlerFunc(p.serve)
+	if p.tr = newTracing(cfg.TracerProvider); p.tr != nil {
+		p.entry = p.traceRequests(p.entry)
+	}
 	return p, nil
 }
 
@@ -210,9 +221,12 @@ func (p *Proxy) routes() *http.ServeMux {
 	return mux
 }
 
-// ServeHTTP normalises the path once, then routes. A path that cannot be normalised is refused
+// ServeHTTP starts the request's span (when tracing), then serves it.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.entry.ServeHTTP(w, r) }
+
+// serve normalises the path once, then routes. A path that cannot be normalised is refused
 // before any rule sees it.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	start := p.cfg.Now()
 	id := p.requestID(r)
 	w.Header()["X-Request-Id"] = []string{id}
@@ -243,6 +257,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		info.metrics = p.m.route(info.route)
 	}
 	info.metrics.observe(rw.code, d)
+	if p.tr != nil {
+		p.tr.routed(r, info, p.trust.clientIP(r))
+	}
 	p.accessLog(r, info, rw, norm, end, d)
 }
 
@@ -265,6 +282,11 @@ func (p *Proxy) accessLog(r *http.Request, info *reqInfo, rw *recorder, norm str
 		slog.String("client", p.trust.clientIP(r)),
 		slog.String("sub", info.sub),
 	)
+	if p.tr != nil {
+		if id := traceID(r.Context()); id != "" {
+			rec.AddAttrs(slog.String("trace_id", id))
+		}
+	}
 	_ = h.Handle(r.Context(), rec) // a failed log write must not fail the request
 }
 

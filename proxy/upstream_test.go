@@ -9,6 +9,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 func TestSpoofedIdentityHeadersStripped(t *testing.T) {
@@ -226,7 +230,15 @@ func TestUpstreamDown(t *testing.T) {
 	}
 }
 
+// TestWebSocketUpgradePassesThrough also runs with tracing on: otelhttp wraps the response writer
+// and the upstream transport then, and the upgrade must still hijack and stream both ways.
 func TestWebSocketUpgradePassesThrough(t *testing.T) {
+	for _, traced := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "traced"}[traced], func(t *testing.T) { checkWebSocket(t, traced) })
+	}
+}
+
+func checkWebSocket(t *testing.T, traced bool) {
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "websocket" || r.Header.Get("X-Forwarded-User") == "" {
 			http.Error(w, "want an authenticated upgrade", 400)
@@ -241,7 +253,13 @@ func TestWebSocketUpgradePassesThrough(t *testing.T) {
 		line, _ := brw.ReadString('\n')
 		io.WriteString(conn, "echo:"+line)
 	})
-	st := newStack(t, stackOpts{upstream: up})
+	st := newStack(t, stackOpts{upstream: up, mutate: func(c *Config) {
+		if traced {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewNoopExporter()))
+			c.TracerProvider = tp
+			c.UpstreamTransport = otelhttp.NewTransport(NewUpstreamTransport(), otelhttp.WithTracerProvider(tp))
+		}
+	}})
 	st.login(st.client, "/")
 	conn, err := net.Dial("tcp", strings.TrimPrefix(st.front.URL, "http://"))
 	if err != nil {

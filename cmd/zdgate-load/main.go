@@ -6,6 +6,10 @@
 //
 //	go run ./cmd/zdgate-load [-duration 5s] [-warmup 1s] [-conns 32] [-soak 60s]
 //	                         [-scenarios direct,bare,cookie,redis,inject,token,auth] [-strict]
+//
+// With -simulate it checks the scaling model of docs/scaling.md instead (sim.go):
+//
+//	go run ./cmd/zdgate-load -simulate [-sessions 5000] [-sim-interval 10s] [-sim-gap 10s] [-sim-duration 60s]
 package main
 
 import (
@@ -33,6 +37,8 @@ type options struct {
 	bare                               string // "process" or "inproc"
 	zdgateBin                          string // prebuilt binary; empty builds one
 	timeout                            time.Duration
+	simulate                           bool // -simulate: check the scaling model instead (sim.go)
+	sim                                simOptions
 }
 
 func main() {
@@ -65,8 +71,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.bare, "bare", "process", "where the bare httputil.ReverseProxy baseline runs: process (its own process, like zdgate) or inproc (inside the harness, sharing its Go scheduler with the load generator)")
 	fs.StringVar(&o.zdgateBin, "zdgate", "", "use this zdgate binary instead of building ./cmd/zdgate")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request timeout (response headers and body)")
+	fs.BoolVar(&o.simulate, "simulate", false, "check docs/scaling.md's model instead of measuring speed: cost per event, session sizes, then -sessions visitors against a Redis-store zdgate, predicted vs counted IdP calls and Redis commands")
+	fs.IntVar(&o.sim.sessions, "sessions", 5000, "-simulate: simulated visitors, each logged in once")
+	fs.DurationVar(&o.sim.interval, "sim-interval", 10*time.Second, "-simulate: --recheck-interval of the simulated zdgate (a short one compresses time)")
+	fs.DurationVar(&o.sim.gap, "sim-gap", 10*time.Second, "-simulate: mean gap between one visitor's requests (exponential)")
+	fs.DurationVar(&o.sim.dur, "sim-duration", 60*time.Second, "-simulate: how long the visitors send requests, after logging in")
+	fs.StringVar(&o.sim.redis, "redis", "", "-simulate: host:port of a redis-server to use (its INFO commandstats must count only zdgate); default: start one")
+	fs.Float64Var(&o.sim.tolerance, "sim-tolerance", 0.10, "-simulate: how far a count may be from its prediction (0.10 = 10%)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/zdgate-load [flags]\n\nLoad-tests zdgate on 127.0.0.1 against a bare httputil.ReverseProxy in one run.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/zdgate-load [flags]\n\nLoad-tests zdgate on 127.0.0.1 against a bare httputil.ReverseProxy in one run; with -simulate,\nchecks the scaling model of docs/scaling.md (IdP calls, Redis commands) on many sessions instead.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -107,7 +120,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			o.scenarios = append(o.scenarios, k)
 		}
 	}
-	if len(o.scenarios) == 0 && o.soak == 0 {
+	o.sim.loginConns, o.sim.reqConn, o.sim.maxRequests, o.sim.timeout, o.sim.zdgateBin = 32, o.conns, o.maxRequests, o.timeout, o.zdgateBin
+	if o.simulate {
+		if o.sim.sessions < 1 || o.sim.sessions > 100_000 {
+			errs = append(errs, errors.New("-sessions: must be 1..100000"))
+		}
+		if o.sim.interval <= 0 || o.sim.gap <= 0 || o.sim.dur <= 0 {
+			errs = append(errs, errors.New("-sim-interval, -sim-gap, -sim-duration: must be positive"))
+		}
+		if o.sim.tolerance <= 0 || o.sim.tolerance >= 1 {
+			errs = append(errs, errors.New("-sim-tolerance: must be between 0 and 1"))
+		}
+	}
+	if len(o.scenarios) == 0 && o.soak == 0 && !o.simulate {
 		errs = append(errs, errors.New("-scenarios: nothing to run (and -soak 0)"))
 	}
 	return o, errors.Join(errs...)
@@ -124,6 +149,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "zdgate-load: "+l)
 		}
 		return 2
+	}
+	if o.simulate {
+		// Logins run at some hundreds a second even on a busy machine; the rest is bounded by
+		// -sim-duration and the per-request timeout.
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Minute+time.Duration(o.sim.sessions)*20*time.Millisecond+o.sim.dur+2*o.timeout)
+		defer cancel()
+		return runSimulation(ctx, o.sim, stdout, stderr)
 	}
 	// Every phase has its own deadline; this one bounds the whole run whatever happens.
 	perScenario := o.warmup + o.duration + 2*o.timeout

@@ -68,27 +68,10 @@ func (st *stack) needs(keys ...string) bool {
 
 // start brings everything up; on error, close still tears down whatever did start.
 func (st *stack) start(ctx context.Context) error {
-	var err error
-	st.gates = map[string]*gate{}
-	if st.tmp, err = os.MkdirTemp("", "zdgate-load-"); err != nil {
+	if err := st.startBase(ctx, "zdgate-load-"); err != nil {
 		return err
 	}
-	st.cookieSecret = randomSecret(32)
-	st.messagingSecret = randomSecret(24)
-
-	if st.bin = st.opts.zdgateBin; st.bin == "" {
-		fmt.Fprintln(st.out, "building zdgate (go build -trimpath ./cmd/zdgate) ...")
-		if st.bin, err = buildZdgate(ctx, st.tmp); err != nil {
-			return err
-		}
-	}
-	st.version = zdgateVersion(ctx, st.bin)
-
-	up := newServer(upstreamHandler())
-	st.servers = append(st.servers, up)
-	if st.upstream, err = serveOn(up); err != nil {
-		return fmt.Errorf("upstream: %w", err)
-	}
+	var err error
 	if st.idp, err = oidctest.Start(oidctest.Options{}); err != nil { // auto-login, client zdgate/zdgate-secret
 		return fmt.Errorf("test IdP: %w", err)
 	}
@@ -129,6 +112,31 @@ func (st *stack) start(ctx context.Context) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// startBase makes what every run shares: a temporary directory, the secrets, the zdgate binary
+// (built unless -zdgate names one) and the upstream app.
+func (st *stack) startBase(ctx context.Context, tmpPrefix string) error {
+	var err error
+	st.gates = map[string]*gate{}
+	if st.tmp, err = os.MkdirTemp("", tmpPrefix); err != nil {
+		return err
+	}
+	st.cookieSecret = randomSecret(32)
+	st.messagingSecret = randomSecret(24)
+	if st.bin = st.opts.zdgateBin; st.bin == "" {
+		fmt.Fprintln(st.out, "building zdgate (go build -trimpath ./cmd/zdgate) ...")
+		if st.bin, err = buildZdgate(ctx, st.tmp); err != nil {
+			return err
+		}
+	}
+	st.version = zdgateVersion(ctx, st.bin)
+	up := newServer(upstreamHandler())
+	st.servers = append(st.servers, up)
+	if st.upstream, err = serveOn(up); err != nil {
+		return fmt.Errorf("upstream: %w", err)
+	}
+	return nil
 }
 
 // buildZdgate builds ./cmd/zdgate of the module the harness is run in, as `make build` does.
@@ -212,9 +220,11 @@ func (st *stack) gateArgs(listen, metrics string, extra []string) ([]string, []s
 		"--oidc-client-id=zdgate",
 		"--cookie-secure=false",
 		"--zendesk-messaging-key-id=" + messagingKeyID,
-		"--recheck-interval=" + st.recheck.String(),
 		// Logging and metrics stay at zdgate's defaults (an info-level JSON access line per
 		// request): users run the defaults, so that is what is measured.
+	}
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--recheck-interval=") }) {
+		args = append(args, "--recheck-interval="+st.recheck.String())
 	}
 	env := append(childEnviron(),
 		"ZDGATE_OIDC_CLIENT_SECRET=zdgate-secret",

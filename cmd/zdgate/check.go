@@ -38,6 +38,7 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		return 1
 	}
 	fmt.Fprintln(stderr, "configuration OK: IdP discovery and JWKS loaded")
+	fmt.Fprintf(stderr, "tracing: %s\n", a.tracing) // wire succeeded, so a is set
 	if a != nil {
 		var on []string
 		for k, v := range a.idp.Endpoints() {

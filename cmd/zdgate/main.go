@@ -73,6 +73,10 @@ Usage:
 Flags can also be set as ZDGATE_<FLAG> environment variables or as keys of a YAML file given
 with --config. Precedence: flag > env > file > default. 'zdgate demo --help' and
 'zdgate token verify --help' list their own flags.
+
+Tracing (OpenTelemetry) is off by default and set only by the standard OTEL_* environment
+variables: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT or OTEL_TRACES_EXPORTER=otlp turn it on,
+OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn it off (docs/operations.md, Tracing).
 `
 
 // loadConfig parses and validates the serve flags; problems go to stderr one per line.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/zdgate/zdgate/oidc"
 	"github.com/zdgate/zdgate/proxy"
@@ -58,6 +60,7 @@ type app struct {
 	secrets   []reloader
 	reloads   *prometheus.CounterVec
 	closers   []func()
+	tracing   tracingSettings
 	pollEvery time.Duration
 	// listeners may be given by tests (demo, e2e); else opened from cfg.
 	ln, metricsLn net.Listener
@@ -98,6 +101,20 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 	}
 	a.watch(cookieSecret, cfg.CookieSecretFile)
 	a.watch(clientSecret, cfg.OIDCClientSecretFile)
+
+	// Tracing: off unless the OTEL_* environment asks for it (tracing.go).
+	if a.tracing, err = tracingFromEnv(os.LookupEnv); err != nil {
+		return nil, err
+	}
+	var tp trace.TracerProvider // stays a nil interface when off: no span anywhere
+	if a.tracing.on {
+		sdk, err := newTracerProvider(context.Background(), a.tracing, log)
+		if err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, shutdownTracing(sdk, log))
+		tp = sdk
+	}
 
 	signers := map[tokens.Flavor]*tokens.Signer{}
 	addSigner := func(f tokens.Flavor, flag, value, file string, parse func(string) (tokens.Key, error), ttl time.Duration) {
@@ -143,6 +160,11 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	var upstreamTransport http.RoundTripper // nil: the proxy's own
+	if tp != nil {
+		idpTransport = tracedTransport(tp, idpTransport, idpSpanName)
+		upstreamTransport = tracedTransport(tp, proxy.NewUpstreamTransport(), upstreamSpanName)
+	}
 	idp, err := oidc.New(oidc.Config{
 		Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: clientSecret.Get,
 		RedirectURL: publicURL.String() + "/oauth2/callback", Scopes: cfg.scopes, Audiences: cfg.OIDCAudiences,
@@ -186,7 +208,7 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 		RecheckInterval: cfg.RecheckInterval, RecheckGrace: cfg.RecheckGrace, SessionTTL: cfg.SessionTTL,
 		Injector: injector, Inject: cfg.Inject, InjectSkip: cfg.injectSkip,
 		Signers: signers, Mapping: cfg.mapping, ZendeskSubdomain: cfg.ZendeskSubdomain, ZendeskHosts: cfg.ZendeskHost, SSOLogoutIdP: cfg.ZendeskSSOLogoutIdP,
-		Logger: log, Registerer: a.reg,
+		Logger: log, Registerer: a.reg, UpstreamTransport: upstreamTransport, TracerProvider: tp,
 	})
 	if err != nil {
 		return nil, err
@@ -298,7 +320,7 @@ func (a *app) serve(ctx context.Context) error {
 	go func() { errc <- srv.Serve(a.ln) }()
 	go func() { errc <- msrv.Serve(a.metricsLn) }()
 	a.log.Info("zdgate listening", "listen", a.ln.Addr().String(), "metrics", a.metricsLn.Addr().String(),
-		"upstream", a.cfg.Upstream, "public_url", a.cfg.PublicURL, "version", version)
+		"upstream", a.cfg.Upstream, "public_url", a.cfg.PublicURL, "version", version, "tracing", a.tracing.String())
 
 	var serveErr error
 	select {

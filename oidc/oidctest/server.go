@@ -98,6 +98,10 @@ type Options struct {
 	// Now is the clock for iat, exp and every expiry check; default time.Now. Tests move it instead
 	// of sleeping.
 	Now func() time.Time
+	// OnRequest, if set, sees every request once its form is parsed and before it is answered,
+	// with the name Count counts it under, so a test can check what a client sent (a W3C
+	// traceparent, say). It must not keep r or read its body.
+	OnRequest func(what string, r *http.Request)
 }
 
 // Server is a running test IdP. Its methods are safe for concurrent use.
@@ -347,8 +351,12 @@ func (s *Server) endpoint(count func(*http.Request) string, h http.HandlerFunc) 
 		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 		// Reading the whole body now lets net/http notice a client that gives up during the delay.
 		formErr := r.ParseForm()
-		if c := s.counts[count(r)]; c != nil {
+		what := count(r)
+		if c := s.counts[what]; c != nil {
 			c.Add(1)
+		}
+		if s.opts.OnRequest != nil {
+			s.opts.OnRequest(what, r)
 		}
 		if formErr != nil {
 			http.Error(w, "oidctest: cannot parse form", http.StatusBadRequest)
