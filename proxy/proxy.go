@@ -72,7 +72,7 @@ type Config struct {
 	Inject     bool             // --inject: add the loader to proxied HTML pages
 	InjectSkip []*regexp.Regexp
 
-	Signers          map[tokens.Flavor]*tokens.Signer // a flavor without a signer answers 404
+	Signers map[tokens.Flavor]*tokens.Signer // a flavor without a signer answers 404
 	// StaffSSO signs Help Center SSO tokens for providers whose SSO is tokens.Staff, with the
 	// secret of Zendesk's team-member JWT SSO configuration; Signers[tokens.SSO] is the end users'.
 	StaffSSO         *tokens.Signer
