@@ -18,6 +18,7 @@ var generated = []struct {
 	text  func(*optionSet) string
 }{
 	{"docs/reference.md", "<!-- BEGIN GENERATED: flags (go generate ./cmd/zdgate) -->", "<!-- END GENERATED: flags -->", flagTable},
+	{"docs/reference.md", "<!-- BEGIN GENERATED: provider keys (go generate ./cmd/zdgate) -->", "<!-- END GENERATED: provider keys -->", providerTable},
 	{"charts/zdgate/README.md", "<!-- BEGIN GENERATED: config (go generate ./cmd/zdgate) -->", "<!-- END GENERATED: config -->", chartTable},
 	{"charts/zdgate/values.schema.json", `    "config": {`, `    "secrets": {`, chartSchema},
 }
@@ -59,6 +60,21 @@ func flagTable(s *optionSet) string {
 			def = ""
 		}
 		fmt.Fprintf(&b, "| `--%s` | `%s` | %s%s | %s | %s | %s |\n", o.name, o.envName(), o.kindText(), rep, def, mdText(o.usage), mdText(o.fills))
+	}
+	return b.String()
+}
+
+// providerTable is docs/reference.md's table of the keys of a providers: item: its own keys, then
+// every key of the single-IdP provider options, declared once and bound to each item.
+func providerTable(*optionSet) string {
+	var b strings.Builder
+	b.WriteString("| key | value | default | meaning |\n|---|---|---|---|\n")
+	for _, o := range providerItemOptions().opts {
+		def := mdCode(o.def)
+		if o.secret {
+			def = ""
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.name, o.kindText(), def, mdText(o.usage))
 	}
 	return b.String()
 }
