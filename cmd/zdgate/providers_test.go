@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/zdgate/zdgate/oidc/oidctest"
 	"github.com/zdgate/zdgate/tokens"
 )
 
@@ -243,5 +246,60 @@ func TestReferenceNamesEveryProviderKey(t *testing.T) {
 		if _, ok := item.byKey[o.name]; !ok {
 			t.Errorf("--%s is a provider option but no providers: key", o.name)
 		}
+	}
+}
+
+// TestConfigCheckEveryProvider: config check discovers every provider and reports what each
+// announced, with the bearer warning of the one that cannot check opaque tokens; the printed
+// configuration lists the providers with their secrets redacted.
+func TestConfigCheckEveryProvider(t *testing.T) {
+	a := oidctest.NewT(t, oidctest.Options{})
+	b := oidctest.NewT(t, oidctest.Options{Disable: []string{"introspection", "revocation"}})
+	file := filepath.Join(t.TempDir(), "zdgate.yaml")
+	os.WriteFile(file, []byte(`
+providers:
+  - {id: staff, oidc-issuer: "`+a.URL()+`", oidc-client-id: zdgate, oidc-client-secret: very-secret-a, external-id-prefix: emp-}
+  - {id: customers, oidc-issuer: "`+b.URL()+`", oidc-client-id: zdgate, oidc-client-secret: very-secret-b, external-id-prefix: cust-}
+`), 0o600)
+	var stdout, stderr strings.Builder
+	code := run(context.Background(), append([]string{"config", "check", "--config", file}, base[:3]...), strings.NewReader(""), &stdout, &stderr, envOf(nil))
+	if code != 0 {
+		t.Fatalf("config check = %d:\n%s", code, stderr.String())
+	}
+	errText := stderr.String()
+	for _, want := range []string{
+		"discovery and JWKS loaded for 2 identity providers",
+		"provider staff (" + a.URL() + "): refresh tokens yes, userinfo yes, introspection yes, revocation yes, end_session yes, back-channel logout yes",
+		"provider customers (" + b.URL() + "): refresh tokens yes, userinfo yes, introspection no, revocation no, end_session yes, back-channel logout yes",
+		"provider customers: warning: the IdP advertises no introspection_endpoint",
+	} {
+		if !strings.Contains(errText, want) {
+			t.Errorf("config check output lacks %q:\n%s", want, errText)
+		}
+	}
+	if strings.Contains(errText, "provider staff: warning") {
+		t.Errorf("a bearer warning for staff, whose IdP introspects:\n%s", errText)
+	}
+	var eff map[string]any
+	if err := json.Unmarshal([]byte(stdout.String()), &eff); err != nil {
+		t.Fatal(err)
+	}
+	items, _ := eff["providers"].([]any)
+	if len(items) != 2 || items[0].(map[string]any)["id"] != "staff" || items[1].(map[string]any)["oidc-client-secret"] != "[redacted]" {
+		t.Fatalf("effective providers = %v", eff["providers"])
+	}
+	if _, ok := eff["oidc-issuer"]; ok || strings.Contains(stdout.String(), "very-secret") {
+		t.Fatalf("effective configuration shows the single-IdP options or a secret:\n%s", stdout.String())
+	}
+	// An unreachable provider names its item.
+	os.WriteFile(file, []byte(`
+providers:
+  - {id: staff, oidc-issuer: "`+a.URL()+`", oidc-client-id: zdgate, external-id-prefix: emp-}
+  - {id: gone, oidc-issuer: "http://127.0.0.1:1", oidc-client-id: zdgate, external-id-prefix: cust-}
+`), 0o600)
+	stderr.Reset()
+	if code := run(context.Background(), append([]string{"config", "check", "--config", file}, base[:3]...), strings.NewReader(""), &stdout, &stderr, envOf(nil)); code != 1 ||
+		!strings.Contains(stderr.String(), "zdgate: providers[1].oidc-issuer: gone: ") {
+		t.Fatalf("config check with an unreachable provider = %d:\n%s", code, stderr.String())
 	}
 }
