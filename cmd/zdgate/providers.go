@@ -36,14 +36,16 @@ type ProviderItemOptions struct {
 }
 
 func (g *ProviderItemOptions) options() []*option {
+	id := strOpt(&g.ID, "id", "", "the provider's name in sessions, metrics, X-Forwarded-Provider and /oauth2/start?provider=ID: 1 to 32 of a-z, 0-9 and - (required)").
+		into("proxy.Provider.ID").checks(func() error {
+		if !proxy.ValidProviderID(g.ID) {
+			return fmt.Errorf("want 1 to 32 of a-z, 0-9 and -, got %q", g.ID)
+		}
+		return nil
+	})
+	id.chart.pattern = "^[a-z0-9-]{1,32}$"
 	return []*option{
-		strOpt(&g.ID, "id", "", "the provider's name in sessions, metrics, X-Forwarded-Provider and /oauth2/start?provider=ID: 1 to 32 of a-z, 0-9 and - (required)").
-			into("proxy.Provider.ID").checks(func() error {
-			if !proxy.ValidProviderID(g.ID) {
-				return fmt.Errorf("want 1 to 32 of a-z, 0-9 and -, got %q", g.ID)
-			}
-			return nil
-		}),
+		id,
 		strOpt(&g.DisplayName, "display-name", "", "what the sign-in chooser shows (default: the id)").into("proxy.Provider.DisplayName"),
 		listOpt(&g.Hosts, "hosts", nil, false, "request hosts (host or host:port) whose logins go to this provider, each with its own callback <scheme of --public-url>://<host>/oauth2/callback").
 			into("proxy.Provider.Hosts").checks(func() error {
