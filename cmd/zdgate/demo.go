@@ -76,7 +76,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 	if _, err := s.parse(args, env); err != nil {
 		if err == errHelp {
 			var b strings.Builder
-			b.WriteString("Usage: zdgate demo [flags]\n\nRuns a development OIDC provider, a sample app and zdgate on loopback. No network needed.\n\n")
+			b.WriteString("Usage: zdgate demo [flags]\n\nRuns two development OIDC providers (one with --single-idp), a sample app and zdgate on loopback. No network needed.\n\n")
 			s.usage(&b)
 			fmt.Fprint(stdout, b.String())
 			return 0
