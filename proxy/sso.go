@@ -113,6 +113,9 @@ func (p *Proxy) zendeskReturnTo(raw string) string {
 			return u.String()
 		}
 	}
+	if p.ownHost(u.Host) { // a provider's host (providers:) is this site too
+		return u.String()
+	}
 	return ""
 }
 
