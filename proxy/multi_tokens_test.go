@@ -129,6 +129,11 @@ func TestMultiSSOStaffAndEndUsers(t *testing.T) {
 	if r := verify(jwt, testSSOSecret); len(r.Problems) == 0 {
 		t.Fatal("the staff SSO token verifies with the end-user secret")
 	}
+	// A provider's host is this site: a return_to there survives.
+	_, body := ms.do(staff, "GET", "/zendesk/sso?return_to="+url.QueryEscape("https://"+staffHost+"/desk"), map[string]string{"Accept": "text/html"})
+	if !strings.Contains(body, `action="https://acme.zendesk.com/access/jwt?return_to=https%3A%2F%2F`+staffHost+`%2Fdesk"`) {
+		t.Fatalf("return_to on the staff host was dropped:\n%s", body)
+	}
 	code, jwt, _ = ms.ssoJWT(customer, "")
 	if code != 200 || jwt == "" {
 		t.Fatalf("customers /zendesk/sso = %d", code)
