@@ -105,3 +105,10 @@ func (c *Client) ConfigProblem() error {
 	}
 	return p.err
 }
+
+// failing reports whether the latest call failed as unavailable and none has worked since.
+func (b *breaker) failing() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.openUntil.IsZero()
+}

@@ -59,6 +59,7 @@ type Client struct {
 	cfg    Config
 	state  atomic.Pointer[provider]
 	config trackConfig
+	brk    *breaker // nil when FailFast is off
 
 	mu       sync.Mutex
 	seenJTIs map[string]time.Time // back-channel logout replay guard
@@ -75,6 +76,8 @@ type provider struct {
 	introspect string
 	endSession string
 	revocation string
+
+	refresh, backchannel bool // announced: the refresh_token grant, back-channel logout
 }
 
 // New checks the configuration; it does not contact the IdP (call Discover).
@@ -112,6 +115,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.FailFast == 0 {
 		cfg.FailFast = DefaultFailFast
 	}
+	var brk *breaker
 	if cfg.FailFast > 0 {
 		// Every call to the IdP, by us, go-oidc or x/oauth2, goes through the breaker.
 		hc := *cfg.HTTPClient
@@ -119,10 +123,11 @@ func New(cfg Config) (*Client, error) {
 		if next == nil {
 			next = http.DefaultTransport
 		}
-		hc.Transport = &breaker{next: next, now: cfg.Now, period: cfg.FailFast}
+		brk = &breaker{next: next, now: cfg.Now, period: cfg.FailFast}
+		hc.Transport = brk
 		cfg.HTTPClient = &hc
 	}
-	return &Client{cfg: cfg, seenJTIs: map[string]time.Time{}}, nil
+	return &Client{cfg: cfg, brk: brk, seenJTIs: map[string]time.Time{}}, nil
 }
 
 type callKey struct{}
@@ -162,6 +167,8 @@ func (c *Client) Discover(ctx context.Context) error {
 		EndSession  string   `json:"end_session_endpoint"`
 		Revocation  string   `json:"revocation_endpoint"`
 		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+		GrantTypes  []string `json:"grant_types_supported"`
+		Backchannel bool     `json:"backchannel_logout_supported"`
 	}
 	if err := p.Claims(&meta); err != nil {
 		return invalid("discovery", err)
@@ -180,6 +187,10 @@ func (c *Client) Discover(ctx context.Context) error {
 		introspect: meta.Introspect,
 		endSession: meta.EndSession,
 		revocation: meta.Revocation,
+		// OIDC Discovery 1.0 §3: an absent grant_types_supported means authorization_code and
+		// implicit only.
+		refresh:     slices.Contains(meta.GrantTypes, "refresh_token"),
+		backchannel: meta.Backchannel,
 		oauth: oauth2.Config{
 			ClientID:    c.cfg.ClientID,
 			Endpoint:    endpoint(p.Endpoint(), meta.AuthMethods),

@@ -18,6 +18,10 @@ type Login struct {
 	State    string `json:"s"`
 	Nonce    string `json:"n"`
 	Verifier string `json:"v"`
+	// RedirectURL is the callback of this login when it is not Config.RedirectURL: a site served
+	// under several hosts sends each login back to the host it started on. The code is redeemed
+	// with the same value, as OAuth 2.0 requires (RFC 6749 §4.1.3).
+	RedirectURL string `json:"r,omitempty"`
 }
 
 // NewLogin makes fresh random state, nonce and PKCE verifier.
@@ -37,7 +41,7 @@ func (c *Client) AuthCodeURL(l Login) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return p.oauth.AuthCodeURL(l.State,
+	return p.loginConfig(l, "").AuthCodeURL(l.State,
 		oauth2.S256ChallengeOption(l.Verifier),
 		oauth2.SetAuthURLParam("nonce", l.Nonce)), nil
 }
@@ -51,7 +55,7 @@ func (c *Client) Exchange(ctx context.Context, code string, l Login) (Identity, 
 		return Identity{}, Tokens{}, err
 	}
 	ctx = c.ctx(ctx, "exchange")
-	tok, err := p.oauthConfig(c.cfg.ClientSecret()).Exchange(ctx, code, oauth2.VerifierOption(l.Verifier))
+	tok, err := p.loginConfig(l, c.cfg.ClientSecret()).Exchange(ctx, code, oauth2.VerifierOption(l.Verifier))
 	if err != nil {
 		e := classify("exchange", err)
 		c.noteAuthenticated(e)
@@ -88,6 +92,15 @@ func (c *Client) Exchange(ctx context.Context, code string, l Login) (Identity, 
 	}
 	t := Tokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, IDToken: rawID, Expiry: tok.Expiry}
 	return c.identity(claims), t, nil
+}
+
+// loginConfig is the oauth2 config of one login: its own callback, when it has one.
+func (p *provider) loginConfig(l Login, secret string) *oauth2.Config {
+	cfg := p.oauthConfig(secret)
+	if l.RedirectURL != "" {
+		cfg.RedirectURL = l.RedirectURL
+	}
+	return cfg
 }
 
 // classifyVerify keeps JWKS fetch failures (IdP down) apart from tokens that do not verify.

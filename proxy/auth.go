@@ -39,7 +39,12 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request) (*session.S
 		// The store itself failed (Redis down): fail closed without touching the cookie.
 		return nil, oidc.Identity{}, errUnavailable("session_store_unavailable", err)
 	}
-	c, err := p.confirm(w, r, s)
+	pv, err := p.providers.of(s)
+	if err != nil {
+		p.dropSession(w, r)
+		return nil, oidc.Identity{}, errUnauthorized("unauthenticated", err)
+	}
+	c, err := p.confirm(w, r, pv, s)
 	if err != nil {
 		if oidc.KindOf(err) == oidc.Revoked || isPolicy(err) {
 			p.dropSession(w, r)
@@ -51,7 +56,7 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request) (*session.S
 			return nil, oidc.Identity{}, errUnavailable("session_store_unavailable", err)
 		}
 	}
-	id := p.cfg.OIDC.IdentityOf(c.Claims)
+	id := pv.OIDC.IdentityOf(c.Claims)
 	setSub(r.Context(), id.Subject)
 	return c.Session, id, nil
 }
@@ -72,17 +77,17 @@ type locker interface {
 // confirm re-checks s at the IdP if its confirmation is stale. Concurrent requests of one session
 // share one IdP call (singleflight), and the result is remembered for requests that still carry the
 // pre-refresh cookie, so a rotated refresh token is never presented twice.
-func (p *Proxy) confirm(w http.ResponseWriter, r *http.Request, s *session.Session) (confirmed, error) {
+func (p *Proxy) confirm(w http.ResponseWriter, r *http.Request, pv *provider, s *session.Session) (confirmed, error) {
 	ctx := r.Context()
 	now := p.cfg.Now()
 	if now.Sub(s.ConfirmedAt) < p.cfg.RecheckInterval {
-		return confirmed{Session: s}, p.policy(p.cfg.OIDC.IdentityOf(s.Claims))
+		return confirmed{Session: s}, p.policy(pv, pv.OIDC.IdentityOf(s.Claims))
 	}
 	if fresh, ok := p.recent.get(s.ID, now, p.cfg.RecheckInterval); ok && fresh.ConfirmedAt.After(s.ConfirmedAt) {
 		if fresh.err != nil {
 			return confirmed{}, fresh.err
 		}
-		return confirmed{Session: fresh.Session, changed: true, saved: fresh.saved}, p.policy(p.cfg.OIDC.IdentityOf(fresh.Claims))
+		return confirmed{Session: fresh.Session, changed: true, saved: fresh.saved}, p.policy(pv, pv.OIDC.IdentityOf(fresh.Claims))
 	}
 	if latest := p.recent.latest(s.ID, now); latest != nil && latest.ConfirmedAt.After(s.ConfirmedAt) {
 		// This cookie is older than the session's latest confirmation on this replica: its
@@ -94,7 +99,7 @@ func (p *Proxy) confirm(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		// Detached from the request that happened to start it: others are waiting on the answer.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		res := p.recheckShared(cctx, w, r, s)
+		res := p.recheckShared(cctx, w, r, pv, s)
 		p.recent.put(s.ID, res, p.cfg.Now())
 		return res, nil
 	})
@@ -102,19 +107,19 @@ func (p *Proxy) confirm(w http.ResponseWriter, r *http.Request, s *session.Sessi
 	if res.err != nil {
 		if oidc.KindOf(res.err) == oidc.Unavailable && p.cfg.RecheckGrace > 0 && now.Sub(s.ConfirmedAt) < p.cfg.RecheckGrace {
 			// Bridge a short IdP outage with the last confirmation, as configured.
-			return confirmed{Session: s}, p.policy(p.cfg.OIDC.IdentityOf(s.Claims))
+			return confirmed{Session: s}, p.policy(pv, pv.OIDC.IdentityOf(s.Claims))
 		}
 		return confirmed{}, res.err
 	}
-	return confirmed{Session: res.Session, changed: true, saved: res.saved}, p.policy(p.cfg.OIDC.IdentityOf(res.Claims))
+	return confirmed{Session: res.Session, changed: true, saved: res.saved}, p.policy(pv, pv.OIDC.IdentityOf(res.Claims))
 }
 
 // recheckShared re-checks s; with a shared store it first takes the session's lock and looks again,
 // because another replica may have refreshed it meanwhile, and saves before unlocking.
-func (p *Proxy) recheckShared(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session.Session) *checkResult {
+func (p *Proxy) recheckShared(ctx context.Context, w http.ResponseWriter, r *http.Request, pv *provider, s *session.Session) *checkResult {
 	lk, ok := p.cfg.Sessions.(locker)
 	if !ok {
-		return p.recheck(ctx, s)
+		return p.recheck(ctx, pv, s)
 	}
 	unlock, err := lk.Lock(ctx, s.ID, 30*time.Second)
 	if err != nil {
@@ -132,7 +137,7 @@ func (p *Proxy) recheckShared(ctx context.Context, w http.ResponseWriter, r *htt
 	default:
 		return &checkResult{ConfirmedAt: s.ConfirmedAt, err: errUnavailable("session_store_unavailable", err)}
 	}
-	res := p.recheck(ctx, s)
+	res := p.recheck(ctx, pv, s)
 	if res.err == nil {
 		if err := p.cfg.Sessions.Save(w, r, res.Session); err != nil {
 			return &checkResult{ConfirmedAt: s.ConfirmedAt, err: errUnavailable("session_store_unavailable", err)}
@@ -151,19 +156,19 @@ type checkResult struct {
 	ended       bool // the IdP (or the shared store) says the session is over: final
 }
 
-func (p *Proxy) recheck(ctx context.Context, s *session.Session) *checkResult {
+func (p *Proxy) recheck(ctx context.Context, pv *provider, s *session.Session) *checkResult {
 	t := oidc.Tokens{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, IDToken: s.IDToken, Expiry: s.TokenExpiry}
 	kind := "userinfo"
 	if s.RefreshToken != "" {
 		kind = "refresh"
 	}
 	ctx, traced := p.traceRecheck(ctx, kind)
-	id, nt, err := p.cfg.OIDC.Recheck(ctx, t, s.Subject)
+	id, nt, err := pv.OIDC.Recheck(ctx, t, s.Subject)
 	traced(resultOf(err))
-	p.m.idpChecks.WithLabelValues(kind, resultOf(err)).Inc()
+	pv.m.idpChecks.WithLabelValues(kind, resultOf(err)).Inc()
 	if err != nil {
 		if oidc.KindOf(err) == oidc.Revoked {
-			p.m.sessionsEnded.WithLabelValues("revoked").Inc()
+			pv.m.sessionsEnded.WithLabelValues("revoked").Inc()
 			return &checkResult{ConfirmedAt: p.cfg.Now(), err: errUnauthorized("session_revoked", err), ended: true}
 		}
 		// Unavailable, or an answer that did not verify: fail closed, keep the session, retry next time.
@@ -202,18 +207,18 @@ func isPolicy(err error) bool {
 	return errors.As(err, &pe)
 }
 
-// policy applies --allowed-email-domain and --allowed-group to a confirmed identity.
-func (p *Proxy) policy(id oidc.Identity) error {
-	if len(p.cfg.AllowedEmailDomains) > 0 {
+// policy applies --allowed-email-domain and --allowed-group (pv's) to a confirmed identity.
+func (p *Proxy) policy(pv *provider, id oidc.Identity) error {
+	if len(pv.AllowedEmailDomains) > 0 {
 		domain, ok := emailDomain(id.Email)
 		if !ok || !id.EmailVerified {
 			return errForbidden("access_denied", &policyError{"no verified email"})
 		}
-		if !slices.ContainsFunc(p.cfg.AllowedEmailDomains, func(d string) bool { return strings.EqualFold(strings.TrimPrefix(d, "@"), domain) }) {
+		if !slices.ContainsFunc(pv.AllowedEmailDomains, func(d string) bool { return strings.EqualFold(strings.TrimPrefix(d, "@"), domain) }) {
 			return errForbidden("access_denied", &policyError{"email domain not allowed"})
 		}
 	}
-	if len(p.cfg.AllowedGroups) > 0 && !slices.ContainsFunc(id.Groups, func(g string) bool { return slices.Contains(p.cfg.AllowedGroups, g) }) {
+	if len(pv.AllowedGroups) > 0 && !slices.ContainsFunc(id.Groups, func(g string) bool { return slices.Contains(pv.AllowedGroups, g) }) {
 		return errForbidden("access_denied", &policyError{"not in an allowed group"})
 	}
 	return nil

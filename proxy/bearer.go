@@ -34,23 +34,34 @@ func bearerToken(r *http.Request) (string, bool) {
 // the IdP, and those count against --bearer-rate-limit for the client's address (429 beyond it), so
 // the IdP never sees one call per bad request.
 func (p *Proxy) bearerIdentity(r *http.Request, tok string) (oidc.Identity, error) {
+	_, id, err := p.bearerUser(r, tok)
+	return id, err
+}
+
+// bearerUser is bearerIdentity with the token's provider. With several providers the token goes
+// to the one provider it can belong to (providerSet.forBearer), never to each in turn.
+func (p *Proxy) bearerUser(r *http.Request, tok string) (*provider, oidc.Identity, error) {
+	pv, err := p.providers.forBearer(tok)
+	if err != nil {
+		return nil, oidc.Identity{}, err
+	}
 	key := sha256.Sum256([]byte(tok))
 	now := p.cfg.Now()
 	if e, ok := p.bearers.get(key, now); ok {
 		if e.err != nil {
-			return oidc.Identity{}, bearerRefusal(e.err)
+			return nil, oidc.Identity{}, bearerRefusal(e.err)
 		}
 		setSub(r.Context(), e.id.Subject)
-		return e.id, p.policy(e.id)
+		return pv, e.id, p.policy(pv, e.id)
 	}
 	if !p.limits.allow(p.trust.clientIP(r), now) {
-		return oidc.Identity{}, errRateLimited
+		return nil, oidc.Identity{}, errRateLimited
 	}
 	v, _, _ := p.flight.Do("bearer:"+string(key[:]), func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
 		defer cancel()
-		id, t, err := p.cfg.OIDC.VerifyBearer(ctx, tok)
-		p.m.idpChecks.WithLabelValues("bearer", resultOf(err)).Inc()
+		id, t, err := pv.OIDC.VerifyBearer(ctx, tok)
+		pv.m.idpChecks.WithLabelValues("bearer", resultOf(err)).Inc()
 		switch {
 		case err == nil:
 			until := now.Add(p.cfg.RecheckInterval)
@@ -65,10 +76,10 @@ func (p *Proxy) bearerIdentity(r *http.Request, tok string) (oidc.Identity, erro
 	})
 	res := v.(bearerResult)
 	if res.err != nil {
-		return oidc.Identity{}, bearerRefusal(res.err)
+		return nil, oidc.Identity{}, bearerRefusal(res.err)
 	}
 	setSub(r.Context(), res.id.Subject)
-	return res.id, p.policy(res.id)
+	return pv, res.id, p.policy(pv, res.id)
 }
 
 // bearerRefusal is the answer to a bearer token the IdP did not confirm: 503 when it could not

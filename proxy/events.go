@@ -25,7 +25,7 @@ var widgetEventReasons = map[string][]string{
 	// The token route refused or failed (not a plain 401 "signed out"): its error code, "claim"
 	// for any claim_<name>, or what the loader saw.
 	"token_failed": {"email_not_verified", "claim", "claims_rejected", "access_denied", "idp_unavailable",
-		"session_store_unavailable", "cross_site_request", "not_found", "internal_error", "http_error", "network", "bad_response"},
+		"session_store_unavailable", "cross_site_request", "flavor_not_allowed", "not_found", "internal_error", "http_error", "network", "bad_response"},
 	// window.zE had not appeared after the loader's report delay (it keeps waiting).
 	"widget_missing": {"timeout"},
 }

@@ -42,6 +42,9 @@ func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request) error {
 	if id.PreferredUsername != "" {
 		h.Set("X-Auth-Request-Preferred-Username", id.PreferredUsername)
 	}
+	if sess.Provider != "" {
+		h.Set("X-Auth-Request-Provider", sess.Provider)
+	}
 	if p.cfg.PassAccessToken && sess.AccessToken != "" {
 		h.Set("X-Auth-Request-Access-Token", sess.AccessToken)
 	}

@@ -13,7 +13,7 @@ import (
 // is deleted before zdgate sets its own.
 var identityHeaders = []string{
 	"x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username",
-	"x-forwarded-access-token", "x-remote-user", "x-remote-email", "x-remote-group", "x-remote-groups",
+	"x-forwarded-provider", "x-forwarded-access-token", "x-remote-user", "x-remote-email", "x-remote-group", "x-remote-groups",
 	"x-user", "x-email", "x-real-ip", "forwarded",
 }
 

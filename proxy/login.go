@@ -24,7 +24,8 @@ const maxLoginCookies = 6
 // loginState is sealed into the per-login cookie; nothing in it is ever trusted from the query.
 type loginState struct {
 	oidc.Login
-	RD string `json:"rd"`
+	RD       string `json:"rd"`
+	Provider string `json:"p,omitempty"` // the provider the login went to; "" with a single IdP
 }
 
 func (p *Proxy) loginCookieName(state string) string {
@@ -33,26 +34,34 @@ func (p *Proxy) loginCookieName(state string) string {
 }
 
 // start begins a login: fresh state, nonce and PKCE verifier sealed into a cookie named after the
-// state (so several tabs can log in at once), then a redirect to the IdP.
+// state (so several tabs can log in at once), then a redirect to the IdP. With several providers,
+// ?provider=ID names the one to use (an unknown ID is a 400); else the choice of chooseProvider.
 func (p *Proxy) start(w http.ResponseWriter, r *http.Request) error {
-	rd := p.safeRedirect(r.URL.Query().Get("rd"))
-	p.startLogin(w, r, rd)
-	return nil
+	q := r.URL.Query()
+	return p.beginLogin(w, r, p.safeRedirect(q.Get("rd")), q.Get("provider"))
 }
 
+// startLogin starts a login for a visitor who needs one (a page, the Help Center SSO route),
+// through the provider chooseProvider picks, or the chooser page.
 func (p *Proxy) startLogin(w http.ResponseWriter, r *http.Request, rd string) {
-	l := oidc.NewLogin()
-	authURL, err := p.cfg.OIDC.AuthCodeURL(l)
-	if err != nil {
-		p.render(w, r, wrapUnavailable(err))
-		return
+	if err := p.beginLogin(w, r, rd, ""); err != nil {
+		p.render(w, r, err)
 	}
-	plain, _ := json.Marshal(loginState{Login: l, RD: rd})
+}
+
+// loginWith redirects to pv's login page, its state sealed into a per-login cookie.
+func (p *Proxy) loginWith(w http.ResponseWriter, r *http.Request, pv *provider, rd string) error {
+	l := oidc.NewLogin()
+	l.RedirectURL = p.callbackFor(r, pv)
+	authURL, err := pv.OIDC.AuthCodeURL(l)
+	if err != nil {
+		return wrapUnavailable(err)
+	}
+	plain, _ := json.Marshal(loginState{Login: l, RD: rd, Provider: pv.ID})
 	name := p.loginCookieName(l.State)
 	val, err := p.cfg.Sealer.Seal(name, plain, p.cfg.Now().Add(loginTTL))
 	if err != nil {
-		p.render(w, r, err)
-		return
+		return err
 	}
 	// Too many abandoned logins: drop them all rather than let cookies pile up.
 	var pending []string
@@ -69,6 +78,7 @@ func (p *Proxy) startLogin(w http.ResponseWriter, r *http.Request, rd string) {
 	http.SetCookie(w, p.cookie(name, val, int(loginTTL/time.Second), "/oauth2/"))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, authURL, http.StatusFound)
+	return nil
 }
 
 func (p *Proxy) cookie(name, value string, maxAge int, path string) *http.Cookie {
@@ -105,6 +115,10 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) error {
 	if !p.states.use(state, p.cfg.Now()) {
 		return errBadRequest("login_expired", errors.New("state replayed"))
 	}
+	pv := p.providers.byID[ls.Provider]
+	if pv == nil {
+		return errBadRequest("login_failed", errUnknownProvider)
+	}
 	if e := q.Get("error"); e != "" {
 		return errForbidden("idp_error", errors.New("IdP answered error="+truncate(e, 64)))
 	}
@@ -112,22 +126,22 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) error {
 	if code == "" {
 		return errBadRequest("login_failed", errors.New("callback without code"))
 	}
-	id, toks, err := p.cfg.OIDC.Exchange(r.Context(), code, ls.Login)
-	p.m.idpChecks.WithLabelValues("login", resultOf(err)).Inc()
+	id, toks, err := pv.OIDC.Exchange(r.Context(), code, ls.Login)
+	pv.m.idpChecks.WithLabelValues("login", resultOf(err)).Inc()
 	if err != nil {
 		if oidc.KindOf(err) == oidc.Unavailable {
 			return wrapUnavailable(err)
 		}
 		return errForbidden("login_failed", err)
 	}
-	if err := p.policy(id); err != nil {
+	if err := p.policy(pv, id); err != nil {
 		return err
 	}
 	now := p.cfg.Now()
 	s := &session.Session{
 		ID: session.NewID(), Subject: id.Subject, SID: id.SID, Claims: id.Claims,
 		AccessToken: toks.AccessToken, RefreshToken: toks.RefreshToken, IDToken: toks.IDToken, TokenExpiry: toks.Expiry,
-		CreatedAt: now, ConfirmedAt: now,
+		CreatedAt: now, ConfirmedAt: now, Provider: pv.ID,
 	}
 	if err := p.cfg.Sessions.Save(w, r, s); err != nil {
 		return errUnavailable("session_store_unavailable", err)
@@ -161,6 +175,10 @@ func (p *Proxy) afterSignOut(s *session.Session, rd string) string {
 	if s == nil {
 		return rd
 	}
+	pv, err := p.providers.of(s)
+	if err != nil {
+		return rd
+	}
 	back := rd
 	if strings.HasPrefix(rd, "/") {
 		back = p.cfg.PublicURL.ResolveReference(&url.URL{Path: "/"}).String()
@@ -168,7 +186,7 @@ func (p *Proxy) afterSignOut(s *session.Session, rd string) string {
 			back = p.cfg.PublicURL.ResolveReference(u).String()
 		}
 	}
-	if end := p.cfg.OIDC.EndSessionURL(s.IDToken, back); end != "" {
+	if end := pv.OIDC.EndSessionURL(s.IDToken, back); end != "" {
 		return end
 	}
 	return rd
@@ -182,7 +200,11 @@ func (p *Proxy) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 	if raw == "" {
 		return errBadRequest("invalid_request", errors.New("no logout_token"))
 	}
-	lo, err := p.cfg.OIDC.VerifyLogout(r.Context(), raw)
+	pv, err := p.providers.forLogout(raw)
+	if err != nil {
+		return err
+	}
+	lo, err := pv.OIDC.VerifyLogout(r.Context(), raw)
 	if err != nil {
 		if oidc.KindOf(err) == oidc.Unavailable {
 			return wrapUnavailable(err)
@@ -194,15 +216,16 @@ func (p *Proxy) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 	if p.cfg.Revocations == nil {
 		return errUnavailable("not_supported", errors.New("no revocation list configured"))
 	}
+	revs := p.revocations(pv)
 	if lo.SID != "" {
-		err = p.cfg.Revocations.RevokeSID(r.Context(), lo.SID)
+		err = revs.RevokeSID(r.Context(), lo.SID)
 	} else {
-		err = p.cfg.Revocations.RevokeSubject(r.Context(), lo.Subject)
+		err = revs.RevokeSubject(r.Context(), lo.Subject)
 	}
 	if err != nil {
 		return errUnavailable("session_store_unavailable", err)
 	}
-	p.m.sessionsEnded.WithLabelValues("backchannel").Inc()
+	pv.m.sessionsEnded.WithLabelValues("backchannel").Inc()
 	w.WriteHeader(http.StatusOK)
 	return nil
 }

@@ -20,12 +20,26 @@ type metrics struct {
 	sessionsEnded *prometheus.CounterVec
 	errors        *prometheus.CounterVec
 	widgetEvents  *prometheus.CounterVec
+	// With several providers, minted, idpChecks and sessionsEnded have a provider label; the
+	// fields above are then these curried with provider="" (events of no known provider, such as
+	// an expired cookie), and forProvider curries them with each provider's id.
+	byProvider providerMetrics
 
 	routesMu sync.Mutex
 	routes   map[string]*routeMetrics
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// providerLabel is the label zdgate_idp_checks_total, zdgate_sessions_ended_total,
+// zdgate_tokens_minted_total and zdgate_idp_up gain when several providers are configured.
+const providerLabel = "provider"
+
+func newMetrics(reg prometheus.Registerer, multi bool) (*metrics, error) {
+	perProvider := func(labels ...string) []string {
+		if multi {
+			return append(labels, providerLabel)
+		}
+		return labels
+	}
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zdgate_http_requests_total", Help: "HTTP requests answered, by route template and status code.",
@@ -36,16 +50,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"route"}),
 		minted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zdgate_tokens_minted_total", Help: "Zendesk JWTs minted, by flavor.",
-		}, []string{"flavor"}),
+		}, perProvider("flavor")),
 		idpChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zdgate_idp_checks_total", Help: "Confirmations of a user at the IdP (and token revocations at sign-out), by kind (login, refresh, userinfo, introspect, bearer, revoke) and result (ok, revoked, unavailable, invalid).",
-		}, []string{"kind", "result"}),
+		}, perProvider("kind", "result")),
 		injections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zdgate_injections_total", Help: "HTML pages considered for loader injection, by result.",
 		}, []string{"result"}),
 		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zdgate_sessions_ended_total", Help: "Sessions ended, by reason (sign_out, revoked, policy, backchannel, expired).",
-		}, []string{"reason"}),
+		}, perProvider("reason")),
 		routes: map[string]*routeMetrics{},
 		widgetEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zdgate_widget_events_total", Help: "Failures the loader reported to /zendesk/events, by flavor, event (login_failed, token_failed, widget_missing) and reason (a fixed list; everything else is other).",
@@ -61,7 +75,50 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
+	m.byProvider = providerMetrics{idpChecks: m.idpChecks, sessionsEnded: m.sessionsEnded, minted: m.minted}
+	if multi {
+		none := m.forProvider("", true)
+		m.idpChecks, m.sessionsEnded, m.minted = none.idpChecks, none.sessionsEnded, none.minted
+	}
 	return m, nil
+}
+
+// forProvider are the series of provider id: the metrics themselves in a single-IdP
+// configuration, else curried with provider=id.
+func (m *metrics) forProvider(id string, multi bool) providerMetrics {
+	if !multi {
+		return m.byProvider
+	}
+	l := prometheus.Labels{providerLabel: id}
+	return providerMetrics{
+		idpChecks:     m.byProvider.idpChecks.MustCurryWith(l),
+		sessionsEnded: m.byProvider.sessionsEnded.MustCurryWith(l),
+		minted:        m.byProvider.minted.MustCurryWith(l),
+	}
+}
+
+// registerUp registers zdgate_idp_up: 1 while a provider's IdP looks healthy (oidc.Client.Up),
+// one series per provider (with the provider label when there are several).
+func registerUp(reg prometheus.Registerer, ps *providerSet) error {
+	for _, pv := range ps.list {
+		opts := prometheus.GaugeOpts{
+			Name: "zdgate_idp_up",
+			Help: "1 while the identity provider is discovered, its latest call did not fail as unavailable and it accepts zdgate's client; else 0. Per provider when several are configured.",
+		}
+		if ps.multi {
+			opts.ConstLabels = prometheus.Labels{providerLabel: pv.ID}
+		}
+		c := pv.OIDC
+		if err := reg.Register(prometheus.NewGaugeFunc(opts, func() float64 {
+			if c.Up() {
+				return 1
+			}
+			return 0
+		})); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // statusText are the status codes as label values, made once.

@@ -9,7 +9,7 @@ package proxy
 import (
 	"context"
 	"errors"
-	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -42,7 +42,10 @@ type Config struct {
 	Upstream  *url.URL
 	PublicURL *url.URL // external origin; the callback is PublicURL + /oauth2/callback
 
+	// OIDC is the identity provider of a single-IdP configuration, with AllowedEmailDomains,
+	// AllowedGroups and Mapping its rules. Providers replaces all four when several are configured.
 	OIDC         *oidc.Client
+	Providers    []Provider
 	Sessions     session.Store
 	Sealer       *session.Sealer // login-state cookies
 	Revocations  session.Revocations
@@ -70,7 +73,10 @@ type Config struct {
 	Inject     bool             // --inject: add the loader to proxied HTML pages
 	InjectSkip []*regexp.Regexp
 
-	Signers          map[tokens.Flavor]*tokens.Signer // a flavor without a signer answers 404
+	Signers map[tokens.Flavor]*tokens.Signer // a flavor without a signer answers 404
+	// StaffSSO signs Help Center SSO tokens for providers whose SSO is tokens.Staff, with the
+	// secret of Zendesk's team-member JWT SSO configuration; Signers[tokens.SSO] is the end users'.
+	StaffSSO         *tokens.Signer
 	Mapping          tokens.Mapping
 	ZendeskSubdomain string
 	ZendeskHosts     []string
@@ -99,6 +105,8 @@ type Proxy struct {
 	entry   http.Handler // serve, wrapped in the request span when tracing
 	tr      *tracing     // nil: tracing off
 
+	providers *providerSet
+
 	flight       singleflight.Group // one IdP re-check per session at a time
 	recent       *recentChecks      // results of re-checks, for requests still carrying the old cookie
 	bearers      *bearerCache
@@ -120,8 +128,11 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.PublicURL == nil || cfg.PublicURL.Host == "" {
 		errs = append(errs, errors.New("proxy: public URL is required"))
 	}
-	if cfg.OIDC == nil || cfg.Sessions == nil || cfg.Sealer == nil {
+	if (cfg.OIDC == nil && len(cfg.Providers) == 0) || cfg.Sessions == nil || cfg.Sealer == nil {
 		errs = append(errs, errors.New("proxy: OIDC client, session store and sealer are required"))
+	}
+	if cfg.OIDC != nil && len(cfg.Providers) > 0 {
+		errs = append(errs, errors.New("proxy: give either OIDC (one identity provider) or Providers, not both"))
 	}
 	if cfg.AuthMode == "" {
 		cfg.AuthMode = AuthRequired
@@ -154,8 +165,15 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
 	}
-	m, err := newMetrics(cfg.Registerer)
+	m, err := newMetrics(cfg.Registerer, len(cfg.Providers) > 0)
 	if err != nil {
+		return nil, err
+	}
+	providers, err := newProviders(&cfg, m)
+	if err != nil {
+		return nil, err
+	}
+	if err := registerUp(cfg.Registerer, providers); err != nil {
 		return nil, err
 	}
 	p := &Proxy{
@@ -171,9 +189,10 @@ func New(cfg Config) (*Proxy, error) {
 		states:      newUsedStates(10_000),
 		eventLimits: newEventLimiter(),
 		draining:    make(chan struct{}),
+		providers:   providers,
 	}
 	p.invalid = m.route("invalid")
-	p.ready = cfg.OIDC.Ready
+	p.ready = providers.ready
 	p.rp = p.newReverseProxy()
 	p.mux = p.routes()
 	p.entry = http.HandlerFunc(p.serve)
@@ -374,11 +393,11 @@ func (p *Proxy) readyz(w http.ResponseWriter, r *http.Request) error {
 		_, err := w.Write([]byte("identity provider discovery not loaded yet\n"))
 		return err
 	}
-	if err := p.cfg.OIDC.ConfigProblem(); err != nil {
+	if msg := p.providers.refusedEverywhere(); msg != "" {
 		// Not an outage (those stay ready and fail closed per request): the IdP refuses this
 		// replica's client, so it can confirm no one. The cause names no secret.
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, err := fmt.Fprintf(w, "identity provider refuses zdgate's client (check --oidc-client-id and --oidc-client-secret): %v\n", err)
+		_, err := io.WriteString(w, msg)
 		return err
 	}
 	if rc, ok := p.cfg.Sessions.(interface{ Ready(context.Context) error }); ok {

@@ -36,7 +36,7 @@ func (p *Proxy) safeRedirect(rd string) string {
 		return "/"
 	}
 	host := canonicalHost(u.Hostname())
-	if host == canonicalHost(p.cfg.PublicURL.Hostname()) || hostAllowed(host, p.cfg.AllowedRedirectDomains) {
+	if host == canonicalHost(p.cfg.PublicURL.Hostname()) || hostAllowed(host, p.cfg.AllowedRedirectDomains) || p.ownHost(u.Host) {
 		return u.String()
 	}
 	return "/"

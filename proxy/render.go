@@ -112,6 +112,8 @@ func publicMessage(e *httpError) string {
 		return "The identity provider refused the sign-in."
 	case "email_not_verified":
 		return "Your email address is not verified by the identity provider."
+	case "unknown_provider":
+		return "This sign-in option does not exist. Go back and choose one of the options offered."
 	}
 	return http.StatusText(e.status)
 }

@@ -39,8 +39,12 @@ func (p *Proxy) endSession(w http.ResponseWriter, r *http.Request) (*session.Ses
 	if s == nil {
 		return nil, nil
 	}
-	p.m.sessionsEnded.WithLabelValues("sign_out").Inc()
-	p.revokeAtIdP(r, s)
+	pv, err := p.providers.of(s)
+	if err != nil {
+		return nil, nil // no configured IdP holds its grant: nothing more to end
+	}
+	pv.m.sessionsEnded.WithLabelValues("sign_out").Inc()
+	p.revokeAtIdP(r, pv, s)
 	return s, nil
 }
 
@@ -70,14 +74,14 @@ func (p *Proxy) dropSession(w http.ResponseWriter, r *http.Request) {
 // revokeAtIdP revokes s's tokens at the IdP, bounded and detached from the browser, which may
 // leave. A failure is logged: the session is already over here, but a copy of its cookie keeps
 // working on other cookie-store replicas until the IdP refuses its refresh token.
-func (p *Proxy) revokeAtIdP(r *http.Request, s *session.Session) {
+func (p *Proxy) revokeAtIdP(r *http.Request, pv *provider, s *session.Session) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
-	done, err := p.cfg.OIDC.Revoke(ctx, oidc.Tokens{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken})
+	done, err := pv.OIDC.Revoke(ctx, oidc.Tokens{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken})
 	if !done && err == nil {
 		return // the IdP has no revocation endpoint
 	}
-	p.m.idpChecks.WithLabelValues("revoke", resultOf(err)).Inc()
+	pv.m.idpChecks.WithLabelValues("revoke", resultOf(err)).Inc()
 	if err != nil {
 		p.logRequest(r, slog.LevelWarn, "sign-out: the IdP did not revoke the session's tokens",
 			slog.String("cause", err.Error()), slog.String("sub", s.Subject))

@@ -15,26 +15,50 @@ import (
 // sso is Zendesk's "remote login URL": log the visitor in through the IdP if needed (re-checked like
 // every session), then POST a Help Center SSO JWT to https://<subdomain>.zendesk.com/access/jwt
 // with an auto-submitting form. return_to survives only if it points at the configured Zendesk
-// host, a --zendesk-host or this site.
+// host, a --zendesk-host or this site. With several providers the token is signed for the
+// session's provider's SSO configuration (staff or end users), and ?provider=ID (the remote login
+// URL of one Zendesk SSO configuration) makes a visitor not logged in through that provider log in
+// there.
 func (p *Proxy) sso(w http.ResponseWriter, r *http.Request) error {
-	signer := p.cfg.Signers[tokens.SSO]
-	if signer == nil || p.cfg.ZendeskSubdomain == "" {
+	if (p.cfg.Signers[tokens.SSO] == nil && p.cfg.StaffSSO == nil) || p.cfg.ZendeskSubdomain == "" {
 		return errNotFound
 	}
-	returnTo := p.zendeskReturnTo(r.URL.Query().Get("return_to"))
-	_, id, err := p.authenticate(w, r)
+	q := r.URL.Query()
+	returnTo := p.zendeskReturnTo(q.Get("return_to"))
+	want := ""
+	if p.providers.multi {
+		want = q.Get("provider")
+	}
+	s, id, err := p.authenticate(w, r)
+	if err == nil && want != "" && s.Provider != want {
+		err = errNoSession // signed in elsewhere: Zendesk asked for this provider's users
+	}
 	if err != nil {
 		if isAnonymous(err) {
 			rd := "/zendesk/sso"
+			back := url.Values{}
 			if returnTo != "" {
-				rd += "?" + url.Values{"return_to": {returnTo}}.Encode()
+				back.Set("return_to", returnTo)
 			}
-			p.startLogin(w, r, rd)
-			return nil
+			if want != "" {
+				back.Set("provider", want)
+			}
+			if len(back) > 0 {
+				rd += "?" + back.Encode()
+			}
+			return p.beginLogin(w, r, rd, want)
 		}
 		return err
 	}
-	u, err := p.cfg.Mapping.User(id.Claims)
+	pv, err := p.providers.of(s)
+	if err != nil {
+		return err
+	}
+	signer := p.ssoSigner(pv)
+	if signer == nil || !pv.allows(tokens.SSO) {
+		return errFlavorNotAllowed(pv, tokens.SSO)
+	}
+	u, err := pv.Mapping.User(id.Claims)
 	if err != nil {
 		return claimsError(err)
 	}
@@ -42,7 +66,7 @@ func (p *Proxy) sso(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return claimsError(err)
 	}
-	p.m.minted.WithLabelValues(string(tokens.SSO)).Inc()
+	pv.m.minted.WithLabelValues(string(tokens.SSO)).Inc()
 	action := "https://" + p.cfg.ZendeskSubdomain + ".zendesk.com/access/jwt"
 	if returnTo != "" {
 		// As Zendesk's own examples do: return_to is a query parameter of /access/jwt, the JWT
@@ -89,6 +113,9 @@ func (p *Proxy) zendeskReturnTo(raw string) string {
 			return u.String()
 		}
 	}
+	if p.ownHost(u.Host) { // a provider's host (providers:) is this site too
+		return u.String()
+	}
 	return ""
 }
 
@@ -103,7 +130,7 @@ func (p *Proxy) ssoLogout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err // never "signed out" while the session lives on
 	}
-	if s != nil {
+	if pv, _ := p.providers.of(s); s != nil && pv != nil {
 		// Optionally end the IdP session too; the IdP sends the browser back here with done=1,
 		// which only shows the page — never another round trip, never a login.
 		if p.cfg.SSOLogoutIdP && q.Get("done") == "" && s.IDToken != "" {
@@ -111,7 +138,7 @@ func (p *Proxy) ssoLogout(w http.ResponseWriter, r *http.Request) error {
 			if returnTo != "" {
 				back.Set("return_to", returnTo)
 			}
-			if end := p.cfg.OIDC.EndSessionURL(s.IDToken, p.cfg.PublicURL.String()+"/zendesk/sso/logout?"+back.Encode()); end != "" {
+			if end := pv.OIDC.EndSessionURL(s.IDToken, p.cfg.PublicURL.String()+"/zendesk/sso/logout?"+back.Encode()); end != "" {
 				return p.signedOutPage(w, r, signedOutView{Next: end})
 			}
 		}
@@ -142,9 +169,12 @@ func (p *Proxy) sdk(w http.ResponseWriter, r *http.Request) error {
 	if tok == "" {
 		return errUnauthorized("invalid_token", errors.New("no user_token"))
 	}
-	id, err := p.bearerIdentity(r, tok)
+	pv, id, err := p.bearerUser(r, tok)
 	if err != nil {
 		return err
 	}
-	return p.mint(w, signer, id, false)
+	if !pv.allows(tokens.SDK) {
+		return errFlavorNotAllowed(pv, tokens.SDK)
+	}
+	return p.mint(w, pv, signer, id, false)
 }

@@ -30,30 +30,37 @@ func (p *Proxy) token(w http.ResponseWriter, r *http.Request) error {
 	if signer == nil {
 		return errNotFound
 	}
-	id, err := p.identity(w, r)
+	pv, id, err := p.identity(w, r)
 	if err != nil {
 		return err
 	}
-	return p.mint(w, signer, id, true)
+	if !pv.allows(flavor) {
+		return errFlavorNotAllowed(pv, flavor)
+	}
+	return p.mint(w, pv, signer, id, true)
 }
 
-// identity is the confirmed user of a request: from "Authorization: Bearer" (never touching
-// cookies) or from the session.
-func (p *Proxy) identity(w http.ResponseWriter, r *http.Request) (oidc.Identity, error) {
+// identity is the confirmed user of a request and their provider: from "Authorization: Bearer"
+// (never touching cookies) or from the session.
+func (p *Proxy) identity(w http.ResponseWriter, r *http.Request) (*provider, oidc.Identity, error) {
 	if tok, ok := bearerToken(r); ok {
-		return p.bearerIdentity(r, tok)
+		return p.bearerUser(r, tok)
 	}
 	if r.Header.Get("Authorization") != "" {
-		return oidc.Identity{}, errUnauthorized("invalid_token", errors.New("authorization header is not a bearer token"))
+		return nil, oidc.Identity{}, errUnauthorized("invalid_token", errors.New("authorization header is not a bearer token"))
 	}
-	_, id, err := p.authenticate(w, r)
-	return id, err
+	s, id, err := p.authenticate(w, r)
+	if err != nil {
+		return nil, id, err
+	}
+	pv, err := p.providers.of(s)
+	return pv, id, err
 }
 
-// mint signs a token of signer's flavor for id and writes it as JSON; withExp adds the token
-// route's expires_at and user.
-func (p *Proxy) mint(w http.ResponseWriter, signer *tokens.Signer, id oidc.Identity, withExp bool) error {
-	u, err := p.cfg.Mapping.User(id.Claims)
+// mint signs a token of signer's flavor for id with pv's claim mapping and writes it as JSON;
+// withExp adds the token route's expires_at and user.
+func (p *Proxy) mint(w http.ResponseWriter, pv *provider, signer *tokens.Signer, id oidc.Identity, withExp bool) error {
+	u, err := pv.Mapping.User(id.Claims)
 	if err != nil {
 		return claimsError(err)
 	}
@@ -67,7 +74,7 @@ func (p *Proxy) mint(w http.ResponseWriter, signer *tokens.Signer, id oidc.Ident
 			return err
 		}
 	}
-	p.m.minted.WithLabelValues(string(signer.Flavor())).Inc()
+	pv.m.minted.WithLabelValues(string(signer.Flavor())).Inc()
 	// A compact JWT and the user digest are base64url (and dots): nothing to escape, so the answer
 	// is built directly.
 	buf := make([]byte, 0, len(jwt)+80)
@@ -136,7 +143,7 @@ func (p *Proxy) sameOrigin(r *http.Request) error {
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		u, err := url.Parse(o)
-		if err != nil || !strings.EqualFold(u.Scheme, p.cfg.PublicURL.Scheme) || canonicalHost(u.Host) != canonicalHost(p.cfg.PublicURL.Host) {
+		if err != nil || !strings.EqualFold(u.Scheme, p.cfg.PublicURL.Scheme) || !p.ownHost(u.Host) {
 			return errForbidden("cross_site_request", errors.New("foreign Origin"))
 		}
 	}
@@ -145,11 +152,14 @@ func (p *Proxy) sameOrigin(r *http.Request) error {
 
 // userinfo shows the confirmed identity of this session (after a re-check if due).
 func (p *Proxy) userinfo(w http.ResponseWriter, r *http.Request) error {
-	_, id, err := p.authenticate(w, r)
+	s, id, err := p.authenticate(w, r)
 	if err != nil {
 		return err
 	}
 	out := map[string]any{"sub": id.Subject, "email_verified": id.EmailVerified}
+	if p.providers.multi {
+		out["provider"] = s.Provider
+	}
 	if id.EmailVerified {
 		out["email"] = id.Email
 	}

@@ -23,10 +23,10 @@ func (p *Proxy) upstream(w http.ResponseWriter, r *http.Request) error {
 	}
 	var id upstreamIdentity
 	if !p.public(norm) {
-		_, ident, err := p.authenticate(w, r)
+		s, ident, err := p.authenticate(w, r)
 		switch {
 		case err == nil:
-			id = upstreamIdentity{sub: ident.Subject, groups: joinGroups(ident.Groups), user: ident.PreferredUsername}
+			id = upstreamIdentity{sub: ident.Subject, groups: joinGroups(ident.Groups), user: ident.PreferredUsername, provider: s.Provider}
 			if ident.EmailVerified {
 				id.email = ident.Email
 			}
@@ -74,9 +74,9 @@ func isAnonymous(err error) bool {
 type identityKey struct{}
 
 // upstreamIdentity is what the upstream is told about the user; sub is empty for an anonymous
-// request (--skip-auth-path, --auth-mode=optional).
+// request (--skip-auth-path, --auth-mode=optional), provider with a single IdP.
 type upstreamIdentity struct {
-	sub, email, groups, user string
+	sub, email, groups, user, provider string
 }
 
 // newReverseProxy builds the ReverseProxy: Rewrite (never Director) so hop-by-hop and forwarding
@@ -131,6 +131,9 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 				}
 				if id.user != "" {
 					h.Set("X-Forwarded-Preferred-Username", id.user)
+				}
+				if id.provider != "" {
+					h.Set("X-Forwarded-Provider", id.provider)
 				}
 			}
 			if p.injecting(in) {

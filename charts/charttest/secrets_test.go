@@ -19,6 +19,7 @@ var secretFlags = map[string]string{
 	"zendeskChatSecret":      "zendesk-chat-secret",
 	"zendeskSsoSecret":       "zendesk-sso-secret",
 	"zendeskSdkSecret":       "zendesk-sdk-secret",
+	"zendeskSsoStaffSecret":  "zendesk-sso-staff-secret",
 	"redisUrl":               "redis-url",
 }
 

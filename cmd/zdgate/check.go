@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/zdgate/zdgate/oidc"
 )
 
 // configCheckCmd validates the configuration like serve, contacts the IdP (discovery and JWKS),
@@ -23,11 +25,15 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		problems = append(problems, strings.Split(err.Error(), "\n")...)
 	} else {
-		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := a.idp.Discover(dctx)
-		cancel()
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("--oidc-issuer: %v", err))
+		for i, c := range a.idps {
+			dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			err := c.client.Discover(dctx)
+			cancel()
+			if err != nil && cfg.multi() {
+				problems = append(problems, fmt.Sprintf("providers[%d].oidc-issuer: %s: %v", i, c.id, err))
+			} else if err != nil {
+				problems = append(problems, fmt.Sprintf("--oidc-issuer: %v", err))
+			}
 		}
 	}
 	printEffective(cfg, stdout)
@@ -36,6 +42,17 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 			fmt.Fprintln(stderr, "zdgate: "+p)
 		}
 		return 1
+	}
+	if cfg.multi() {
+		fmt.Fprintf(stderr, "configuration OK: discovery and JWKS loaded for %d identity providers\n", len(a.idps))
+		for i, c := range a.idps {
+			caps, _ := c.client.Capabilities()
+			fmt.Fprintf(stderr, "provider %s (%s): %s\n", c.id, c.options.OIDCIssuer, capabilityText(caps))
+			if w := bearerWarning(c.options, caps.Introspection, c.client.BearerAudienceChecked()); w != "" && cfg.Providers[i].BearerTokens {
+				fmt.Fprintf(stderr, "provider %s: %s\n", c.id, w)
+			}
+		}
+		return 0
 	}
 	fmt.Fprintln(stderr, "configuration OK: IdP discovery and JWKS loaded")
 	fmt.Fprintf(stderr, "tracing: %s\n", a.tracing) // wire succeeded, so a is set
@@ -47,7 +64,7 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 			}
 		}
 		fmt.Fprintf(stderr, "IdP endpoints: %s\n", strings.Join(sortStrings(on), ", "))
-		if w := bearerWarning(cfg, a.idp.Endpoints()["introspection"], a.idp.BearerAudienceChecked()); w != "" {
+		if w := bearerWarning(&cfg.ProviderOptions, a.idp.Endpoints()["introspection"], a.idp.BearerAudienceChecked()); w != "" {
 			fmt.Fprintln(stderr, w)
 		}
 	}
@@ -56,7 +73,7 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 
 // bearerWarning says what the IdP's endpoints mean for bearer tokens (mobile apps, the Support
 // SDK's user_token), when they cannot be checked for the client they were issued to.
-func bearerWarning(cfg *Config, introspection, checked bool) string {
+func bearerWarning(cfg *ProviderOptions, introspection, checked bool) string {
 	if checked {
 		return ""
 	}
@@ -74,10 +91,41 @@ func bearerWarning(cfg *Config, introspection, checked bool) string {
 		"Have the IdP issue JWT access tokens to the mobile app, or expose introspection to zdgate's client."
 }
 
-// printEffective prints every option's effective value as JSON, secrets as "[redacted]".
+// capabilityText lists what an IdP announced, for config check.
+func capabilityText(c oidc.Capabilities) string {
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	return fmt.Sprintf("refresh tokens %s, userinfo %s, introspection %s, revocation %s, end_session %s, back-channel logout %s",
+		yes(c.RefreshTokens), yes(c.Userinfo), yes(c.Introspection), yes(c.Revocation), yes(c.EndSession), yes(c.BackchannelLogout))
+}
+
+// printEffective prints every option's effective value as JSON, secrets as "[redacted]"; with
+// several providers, "providers" is the list of each item's options.
 func printEffective(cfg *Config, w io.Writer) {
+	out := effective(cfg.registered)
+	if cfg.multi() {
+		for _, o := range cfg.providerOpts {
+			delete(out, o.name) // providers: replaces them
+		}
+		var items []map[string]any
+		for _, pc := range cfg.Providers {
+			items = append(items, effective(pc.registered))
+		}
+		out["providers"] = items
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(out)
+}
+
+// effective is every option of s by name, secrets as "[redacted]".
+func effective(s *optionSet) map[string]any {
 	out := map[string]any{}
-	for _, o := range cfg.registered.opts {
+	for _, o := range s.opts {
 		val := o.get()
 		if o.secret {
 			if s, _ := val.(string); s != "" {
@@ -86,9 +134,7 @@ func printEffective(cfg *Config, w io.Writer) {
 		}
 		out[o.name] = val
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(out)
+	return out
 }
 
 func sortStrings(s []string) []string {

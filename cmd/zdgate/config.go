@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,9 +29,17 @@ type Config struct {
 	InjectOptions
 	ZendeskOptions
 
-	registered *optionSet // the options bound to this Config, for config check's printout
-	validated  bool
+	// Providers are the items of the --config file's providers: list (several identity
+	// providers); empty, the ProviderOptions above are the one provider.
+	Providers []*ProviderConfig
+
+	registered   *optionSet // the options bound to this Config, for config check's printout
+	providerOpts []*option  // the single-IdP provider's options, which providers: replaces
+	validated    bool
 }
+
+// multi reports whether several providers are configured (providers:).
+func (c *Config) multi() bool { return len(c.Providers) > 0 }
 
 // options registers every flag of Config, group by group; the names are the contract of
 // docs/reference.md §1.
@@ -39,10 +48,12 @@ func (c *Config) options() *optionSet {
 	c.registered = s
 	s.addAll(c.ServerOptions.options())
 	s.addAll(c.ProxyOptions.options())
-	s.addAll(c.ProviderOptions.options())
+	c.providerOpts = c.ProviderOptions.options()
+	s.addAll(c.providerOpts)
 	s.addAll(c.SessionOptions.options())
 	s.addAll(c.InjectOptions.options())
 	s.addAll(c.ZendeskOptions.options())
+	s.lists = map[string]func(any, string) []error{"providers": c.setProviders}
 	return s
 }
 
@@ -52,10 +63,16 @@ func (c *Config) Validate() error {
 	if c.registered == nil {
 		c.options() // a Config built by hand: bind the checks to its fields
 	}
-	errs := c.registered.check()
+	var errs []error
+	if c.multi() {
+		// providers: replaces the single provider's options: their checks (--oidc-issuer:
+		// required, ...) are each item's, and any of them given too is an error.
+		errs = append(c.registered.check(c.providerOpts), c.validateProviders()...)
+	} else {
+		errs = append(c.registered.check(), c.ProviderOptions.validate()...)
+	}
 	errs = append(errs, c.SessionOptions.validate()...)
-	errs = append(errs, c.ProviderOptions.validate()...)
-	errs = append(errs, c.ZendeskOptions.validate()...)
+	errs = append(errs, c.ZendeskOptions.validate(c.Providers)...)
 	err := errors.Join(errs...)
 	c.validated = err == nil
 	return err
@@ -238,6 +255,7 @@ type ZendeskOptions struct {
 	ZendeskMessagingSecret, ZendeskMessagingSecretFile string
 	ZendeskChatSecret, ZendeskChatSecretFile           string
 	ZendeskSSOSecret, ZendeskSSOSecretFile             string
+	ZendeskSSOStaffSecret, ZendeskSSOStaffSecretFile   string
 	ZendeskSDKSecret, ZendeskSDKSecretFile             string
 	ZendeskSubdomain                                   string
 	ZendeskHost                                        []string
@@ -256,7 +274,9 @@ func (g *ZendeskOptions) options() []*option {
 	opts = append(opts, secretWithFile(&g.ZendeskChatSecret, &g.ZendeskChatSecretFile, "zendesk-chat-secret",
 		"Chat / classic Web Widget visitor-authentication secret", "file holding the Chat secret", "tokens.Config.Keys (chat)")...)
 	opts = append(opts, secretWithFile(&g.ZendeskSSOSecret, &g.ZendeskSSOSecretFile, "zendesk-sso-secret",
-		"Help Center JWT SSO shared secret", "file holding the SSO secret", "tokens.Config.Keys (sso)")...)
+		"Help Center JWT SSO shared secret (Zendesk's end-user SSO configuration)", "file holding the SSO secret", "tokens.Config.Keys (sso)")...)
+	opts = append(opts, secretWithFile(&g.ZendeskSSOStaffSecret, &g.ZendeskSSOStaffSecretFile, "zendesk-sso-staff-secret",
+		"shared secret of Zendesk's team-member (staff) JWT SSO configuration, for providers: items with zendesk-sso: staff", "file holding the staff SSO secret", "proxy.Config.StaffSSO")...)
 	opts = append(opts, secretWithFile(&g.ZendeskSDKSecret, &g.ZendeskSDKSecretFile, "zendesk-sdk-secret",
 		"Support SDK JWT secret", "file holding the Support SDK secret", "tokens.Config.Keys (sdk)")...)
 	sub := strOpt(&g.ZendeskSubdomain, "zendesk-subdomain", "", "your Zendesk subdomain (<subdomain>.zendesk.com), for Help Center SSO").into("proxy.Config.ZendeskSubdomain").
@@ -282,9 +302,17 @@ func (g *ZendeskOptions) options() []*option {
 	)
 }
 
-// validate checks what spans several Zendesk options.
-func (g *ZendeskOptions) validate() []error {
+// validate checks what spans several Zendesk options (and the providers that use them).
+func (g *ZendeskOptions) validate(providers []*ProviderConfig) []error {
 	var errs []error
+	if g.ZendeskSSOStaffSecret != "" || g.ZendeskSSOStaffSecretFile != "" {
+		if !slices.ContainsFunc(providers, func(pc *ProviderConfig) bool { return pc.sso == tokens.Staff }) {
+			errs = append(errs, errors.New("--zendesk-sso-staff-secret: only used by a providers: item (in --config) with zendesk-sso: staff, and there is none"))
+		}
+		if g.ZendeskSubdomain == "" {
+			errs = append(errs, errors.New("--zendesk-subdomain: required with --zendesk-sso-staff-secret"))
+		}
+	}
 	if g.ZendeskMessagingSecret != "" && g.ZendeskMessagingKeyID == "" {
 		errs = append(errs, errors.New("--zendesk-messaging-key-id: required with --zendesk-messaging-secret (or put KEY_ID:SECRET in --zendesk-messaging-secret-file)"))
 	}

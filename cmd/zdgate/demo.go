@@ -26,9 +26,20 @@ var (
 	}
 )
 
+// The two providers of the default demo: an employees IdP whose user is demoUser and a
+// customers IdP whose user is demoUser2, each with its own external_id prefix.
+var demoProviders = []struct {
+	id, name, prefix string
+	user             oidctest.User
+}{
+	{"employees", "Acme employees", "emp-", demoUser},
+	{"customers", "Acme customers", "cust-", demoUser2},
+}
+
 // demoStack is everything `zdgate demo` runs, also used by the end-to-end tests.
 type demoStack struct {
-	idp     *oidctest.Server
+	idp     *oidctest.Server   // the single IdP, or the employees' one
+	idps    []*oidctest.Server // with multi: one per demoProviders entry
 	app     *demoApp
 	zdgate  *app
 	url     string
@@ -43,6 +54,9 @@ type demoOptions struct {
 	flavor                string
 	logLevel              string
 	inject                bool
+	// multi runs two identity providers behind the chooser (demoProviders); the command's default,
+	// off with --single-idp (and in tests unless they ask for it).
+	multi bool
 	// For tests only (no flags): --auth-mode and --recheck-interval of the demo's zdgate.
 	authMode        string
 	recheckInterval time.Duration
@@ -57,10 +71,12 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 	s.add(strOpt(&o.flavor, "zendesk-flavor", "messaging", "messaging or chat"))
 	s.add(strOpt(&o.logLevel, "log-level", "info", "debug, info, warn or error"))
 	s.add(boolOpt(&o.inject, "inject", true, "inject the loader into the sample app's pages"))
+	single := false
+	s.add(boolOpt(&single, "single-idp", false, "run one identity provider instead of two (\"Acme employees\" and \"Acme customers\" behind the sign-in chooser)"))
 	if _, err := s.parse(args, env); err != nil {
 		if err == errHelp {
 			var b strings.Builder
-			b.WriteString("Usage: zdgate demo [flags]\n\nRuns a development OIDC provider, a sample app and zdgate on loopback. No network needed.\n\n")
+			b.WriteString("Usage: zdgate demo [flags]\n\nRuns two development OIDC providers (one with --single-idp), a sample app and zdgate on loopback. No network needed.\n\n")
 			s.usage(&b)
 			fmt.Fprint(stdout, b.String())
 			return 0
@@ -68,6 +84,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 		printErrors(stderr, err)
 		return 2
 	}
+	o.multi = !single
 	if o.flavor != "messaging" && o.flavor != "chat" {
 		fmt.Fprintln(stderr, "zdgate: --zendesk-flavor: must be messaging or chat")
 		return 2
@@ -107,23 +124,39 @@ func startDemo(o demoOptions, logTo io.Writer) (*demoStack, error) {
 		"chat":             randomString(24),
 		"client":           randomString(24),
 	}}
-	st.idp, err = oidctest.Start(oidctest.Options{
-		LoginForm: true,
-		Users:     []oidctest.User{demoUser, demoUser2},
-		Clients: []oidctest.Client{{
-			ID: "zdgate-demo", Secret: st.secrets["client"],
-			RedirectURIs:         []string{public + "/oauth2/callback"},
-			BackchannelLogoutURI: public + "/oauth2/backchannel_logout",
-		}},
-	})
-	if err != nil {
-		ln.Close()
-		mln.Close()
-		return nil, fmt.Errorf("starting the demo IdP: %v", err)
+	startIdP := func(client string, users ...oidctest.User) (*oidctest.Server, error) {
+		idp, err := oidctest.Start(oidctest.Options{
+			LoginForm: true,
+			Users:     users,
+			Clients: []oidctest.Client{{
+				ID: client, Secret: st.secrets["client"],
+				RedirectURIs:         []string{public + "/oauth2/callback"},
+				BackchannelLogoutURI: public + "/oauth2/backchannel_logout",
+			}},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("starting the demo IdP: %v", err)
+		}
+		st.idps = append(st.idps, idp)
+		return idp, nil
 	}
-	st.app, err = startDemoApp(st.secrets["messaging"], st.secrets["chat"])
+	shown := map[string]demoProvider{}
+	if o.multi {
+		for _, dp := range demoProviders {
+			if _, err = startIdP("zdgate-demo-"+dp.id, dp.user); err != nil {
+				break
+			}
+			shown[dp.id] = demoProvider{name: dp.name, prefix: dp.prefix}
+		}
+	} else {
+		_, err = startIdP("zdgate-demo", demoUser, demoUser2)
+	}
+	if err == nil {
+		st.idp = st.idps[0]
+		st.app, err = startDemoApp(st.secrets["messaging"], st.secrets["chat"], shown)
+	}
 	if err != nil {
-		st.idp.Close()
+		st.close()
 		ln.Close()
 		mln.Close()
 		return nil, err
@@ -132,9 +165,18 @@ func startDemo(o demoOptions, logTo io.Writer) (*demoStack, error) {
 	cfg.options() // defaults
 	cfg.Upstream = st.app.url
 	cfg.PublicURL = public
-	cfg.OIDCIssuer = st.idp.URL()
-	cfg.OIDCClientID = "zdgate-demo"
-	cfg.OIDCClientSecret = st.secrets["client"]
+	if o.multi {
+		for i, dp := range demoProviders {
+			pc := newProviderConfig(i)
+			pc.ID, pc.DisplayName, pc.ExternalIDPrefix = dp.id, dp.name, dp.prefix
+			pc.OIDCIssuer, pc.OIDCClientID, pc.OIDCClientSecret = st.idps[i].URL(), "zdgate-demo-"+dp.id, st.secrets["client"]
+			cfg.Providers = append(cfg.Providers, pc)
+		}
+	} else {
+		cfg.OIDCIssuer = st.idp.URL()
+		cfg.OIDCClientID = "zdgate-demo"
+		cfg.OIDCClientSecret = st.secrets["client"]
+	}
 	cfg.CookieSecret = st.secrets["cookie"]
 	cfg.CookieSecure = false // plain HTTP on loopback
 	cfg.ZendeskMessagingKeyID = st.secrets["messaging_key_id"]
@@ -180,22 +222,30 @@ func (st *demoStack) close() {
 	if st.app != nil {
 		st.app.close()
 	}
-	if st.idp != nil {
-		st.idp.Close()
+	for _, idp := range st.idps {
+		idp.Close()
 	}
 }
 
 func (st *demoStack) banner(o demoOptions) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `
-zdgate demo — everything on loopback, no network needed.
-
-  Open:        %s/
-  Log in as:   %s / %s   (at the demo IdP's login page)
+	fmt.Fprintf(&b, "\nzdgate demo — everything on loopback, no network needed.\n\n  Open:        %s/\n", st.url)
+	if o.multi {
+		b.WriteString("  The first page asks how to sign in (two identity providers, each its own user):\n")
+		for i, dp := range demoProviders {
+			fmt.Fprintf(&b, "    %-15s %s / %-11s external_id %s…   IdP %s\n", dp.name+":", dp.user.PreferredUsername, dp.user.Password, dp.prefix, st.idps[i].URL())
+		}
+		b.WriteString("  (sign out, then sign in through the other provider: the widget gets the other identity)\n\n")
+		b.WriteString("  Demo IdPs:   real OpenID Connect: discovery, JWKS, PKCE, refresh, userinfo, back-channel logout\n")
+		b.WriteString("               (zdgate demo --single-idp runs one IdP with both users instead)\n")
+	} else {
+		fmt.Fprintf(&b, `  Log in as:   %s / %s   (at the demo IdP's login page)
        or as:  %s / %s   (sign out first, then log in as the other user: a shared device)
 
   Demo IdP:    %s   (real OpenID Connect: discovery, JWKS, PKCE, refresh, userinfo, back-channel logout)
-  Sample app:  %s   (its pages contain no Zendesk code; zdgate injects the loader)
+`, demoUser.PreferredUsername, demoUser.Password, demoUser2.PreferredUsername, demoUser2.Password, st.idp.URL())
+	}
+	fmt.Fprintf(&b, `  Sample app:  %s   (its pages contain no Zendesk code; zdgate injects the loader)
   Metrics:     http://%s/metrics
 
   Demo Zendesk secrets (random for this run):
@@ -203,8 +253,7 @@ zdgate demo — everything on loopback, no network needed.
     messaging secret:  %s
     chat secret:       %s
 
-`, st.url, demoUser.PreferredUsername, demoUser.Password, demoUser2.PreferredUsername, demoUser2.Password, st.idp.URL(), st.app.url, st.zdgate.metricsLn.Addr(),
-		st.secrets["messaging_key_id"], st.secrets["messaging"], st.secrets["chat"])
+`, st.app.url, st.zdgate.metricsLn.Addr(), st.secrets["messaging_key_id"], st.secrets["messaging"], st.secrets["chat"])
 	if o.snippetKey == "" {
 		b.WriteString("  The page shows an OFFLINE STAND-IN for Zendesk's widget: it displays the JWT that\n  zE('messenger','loginUser') received and its claims, and a log of every widget call across pages\n  (login, logout, user switch, failures). --zendesk-snippet-key loads the real widget.\n\n")
 	}

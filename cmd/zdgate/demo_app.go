@@ -76,7 +76,10 @@ func (a *demoApp) standinCalls() []standinCall {
 	return out
 }
 
-func startDemoApp(messagingSecret, chatSecret string) (*demoApp, error) {
+// demoProvider is what the demo app knows of one of the demo's identity providers, to show it.
+type demoProvider struct{ name, prefix string }
+
+func startDemoApp(messagingSecret, chatSecret string, providers map[string]demoProvider) (*demoApp, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("starting the demo app: %v", err)
@@ -95,8 +98,10 @@ func startDemoApp(messagingSecret, chatSecret string) (*demoApp, error) {
 				}
 				head = template.HTML(`<script id="ze-snippet" src="/public/zendesk-standin.js?delay=` + strconv.Itoa(delay) + `" defer></script>`)
 			}
+			provider := r.Header.Get("X-Forwarded-Provider")
 			demoPage.Execute(w, map[string]any{
 				"Title": title, "Extra": extra, "Head": head,
+				"Provider": provider, "ProviderName": providers[provider].name, "Prefix": providers[provider].prefix,
 				"User": r.Header.Get("X-Forwarded-User"), "Email": r.Header.Get("X-Forwarded-Email"),
 				"Groups": r.Header.Get("X-Forwarded-Groups"), "Username": r.Header.Get("X-Forwarded-Preferred-Username"),
 				"Cookies": cookieNames(r),

@@ -91,7 +91,7 @@ func loadConfig(args []string, stdout, stderr io.Writer, env func(string) (strin
 		} else {
 			fmt.Fprintf(&b, "Usage: zdgate %s [flags]\n\nFlags", what)
 		}
-		b.WriteString(" (also ZDGATE_<FLAG> env vars, or keys of the --config YAML file):\n  --config FILE\n        YAML file of flag names to values\n")
+		b.WriteString(" (also ZDGATE_<FLAG> env vars, or keys of the --config YAML file):\n  --config FILE\n        YAML file of flag names to values; its providers: list configures several identity providers (docs/reference.md §1)\n")
 		opts.usage(&b)
 		fmt.Fprint(stdout, b.String())
 		return nil, 0

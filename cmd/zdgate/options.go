@@ -78,14 +78,35 @@ func orList(vals []string) string {
 	return strings.Join(vals[:len(vals)-1], ", ") + " or " + vals[len(vals)-1]
 }
 
+// atDefault reports whether the option still holds its default value.
+func (o *option) atDefault() bool {
+	if l, ok := o.get().([]string); ok {
+		return strings.Join(l, ",") == o.def
+	}
+	return fmt.Sprint(o.get()) == o.def
+}
+
 func (o *option) envName() string {
 	return "ZDGATE_" + strings.ToUpper(strings.ReplaceAll(o.name, "-", "_"))
 }
 
-// optionSet is the table of options of one command.
+// optionSet is the table of options of one command, or of one item of a YAML list of option
+// groups (prefix names the item, e.g. "providers[1]", in its errors instead of the flag's dashes).
 type optionSet struct {
-	opts  []*option
-	byKey map[string]*option
+	opts   []*option
+	byKey  map[string]*option
+	prefix string
+	// lists are the --config keys that hold a list of option groups (providers:), each handled by
+	// its function with the file's name; they are not flags and have no environment variable.
+	lists map[string]func(v any, where string) []error
+}
+
+// name is how errors name option o: --flag, or item.key.
+func (s *optionSet) name(key string) string {
+	if s.prefix != "" {
+		return s.prefix + "." + key
+	}
+	return "--" + key
 }
 
 func (s *optionSet) add(o *option) *option {
@@ -107,16 +128,17 @@ func (s *optionSet) addAll(opts []*option) {
 	}
 }
 
-// check runs every option's validation, in declaration order, each problem prefixed with its flag.
-func (s *optionSet) check() []error {
+// check runs every option's validation, in declaration order, each problem prefixed with its flag,
+// except the options skip names (nil: none).
+func (s *optionSet) check(skip ...[]*option) []error {
 	var errs []error
 	for _, o := range s.opts {
-		if o.check == nil {
+		if o.check == nil || len(skip) > 0 && slices.Contains(skip[0], o) {
 			continue
 		}
 		if err := o.check(); err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {
-				errs = append(errs, fmt.Errorf("--%s: %s", o.name, line))
+				errs = append(errs, fmt.Errorf("%s: %s", s.name(o.name), line))
 			}
 		}
 	}
@@ -304,6 +326,12 @@ func (s *optionSet) parse(args []string, environ func(string) (string, bool)) ([
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--config: %w", err))
 		}
+		for key, set := range s.lists {
+			if v, ok := file[key]; ok {
+				delete(file, key)
+				errs = append(errs, set(v, configPath)...)
+			}
+		}
 		errs = append(errs, s.applyYAML(file, configPath, func(k string) bool { return explicit[k] || fromEnv[k] })...)
 	}
 	for _, o := range s.opts {
@@ -344,9 +372,9 @@ func (s *optionSet) parse(args []string, environ func(string) (string, bool)) ([
 	return positional, errors.Join(errs...)
 }
 
-// applyYAML sets options from the keys of a YAML mapping (the --config file; later, one item of a
-// list of option groups), in key order, skipping the keys a higher source set. where names the
-// file in errors. Unknown keys and malformed values are each one problem.
+// applyYAML sets options from the keys of a YAML mapping (the --config file, or one item of a list
+// of option groups such as providers:), in key order, skipping the keys a higher source set.
+// where names the file in errors. Unknown keys and malformed values are each one problem.
 func (s *optionSet) applyYAML(m map[string]any, where string, skip func(key string) bool) []error {
 	var errs []error
 	keys := make([]string, 0, len(m))
@@ -357,7 +385,11 @@ func (s *optionSet) applyYAML(m map[string]any, where string, skip func(key stri
 	for _, k := range keys {
 		o := s.byKey[k]
 		if o == nil {
-			errs = append(errs, fmt.Errorf("--config: unknown key %q", k))
+			if s.prefix != "" {
+				errs = append(errs, fmt.Errorf("%s: unknown key (in %s)", s.name(k), where))
+			} else {
+				errs = append(errs, fmt.Errorf("--config: unknown key %q", k))
+			}
 			continue
 		}
 		if skip(k) {
@@ -365,7 +397,7 @@ func (s *optionSet) applyYAML(m map[string]any, where string, skip func(key stri
 		}
 		vals, err := yamlValues(m[k], o.multi)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--%s: %v (in %s)", k, err, where))
+			errs = append(errs, fmt.Errorf("%s: %v (in %s)", s.name(k), err, where))
 			continue
 		}
 		if o.multi {
@@ -373,7 +405,7 @@ func (s *optionSet) applyYAML(m map[string]any, where string, skip func(key stri
 		}
 		for _, v := range vals {
 			if err := o.set(v); err != nil {
-				errs = append(errs, fmt.Errorf("--%s: %v (in %s)", k, err, where))
+				errs = append(errs, fmt.Errorf("%s: %v (in %s)", s.name(k), err, where))
 			}
 		}
 	}

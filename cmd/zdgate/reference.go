@@ -18,6 +18,7 @@ var generated = []struct {
 	text  func(*optionSet) string
 }{
 	{"docs/reference.md", "<!-- BEGIN GENERATED: flags (go generate ./cmd/zdgate) -->", "<!-- END GENERATED: flags -->", flagTable},
+	{"docs/reference.md", "<!-- BEGIN GENERATED: provider keys (go generate ./cmd/zdgate) -->", "<!-- END GENERATED: provider keys -->", providerTable},
 	{"charts/zdgate/README.md", "<!-- BEGIN GENERATED: config (go generate ./cmd/zdgate) -->", "<!-- END GENERATED: config -->", chartTable},
 	{"charts/zdgate/values.schema.json", `    "config": {`, `    "secrets": {`, chartSchema},
 }
@@ -59,6 +60,21 @@ func flagTable(s *optionSet) string {
 			def = ""
 		}
 		fmt.Fprintf(&b, "| `--%s` | `%s` | %s%s | %s | %s | %s |\n", o.name, o.envName(), o.kindText(), rep, def, mdText(o.usage), mdText(o.fills))
+	}
+	return b.String()
+}
+
+// providerTable is docs/reference.md's table of the keys of a providers: item: its own keys, then
+// every key of the single-IdP provider options, declared once and bound to each item.
+func providerTable(*optionSet) string {
+	var b strings.Builder
+	b.WriteString("| key | value | default | meaning |\n|---|---|---|---|\n")
+	for _, o := range providerItemOptions().opts {
+		def := mdCode(o.def)
+		if o.secret {
+			def = ""
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.name, o.kindText(), def, mdText(o.usage))
 	}
 	return b.String()
 }
@@ -155,7 +171,9 @@ func (o *option) schema() schemaProp {
 	return p
 }
 
-// chartSchema is values.schema.json's "config" property, indented for its place in the file.
+// chartSchema is values.schema.json's "config" property, and its "providers" (the items of
+// zdgate's providers: list, each with the keys of a providers: item the chart takes; client
+// secrets come from secrets.providerClientSecrets), indented for their place in the file.
 func chartSchema(s *optionSet) string {
 	var b bytes.Buffer
 	b.WriteString(`    "config": {
@@ -164,6 +182,24 @@ func chartSchema(s *optionSet) string {
       "additionalProperties": false,
       "properties": {
 `)
+	b.WriteString(schemaProps(s, "        "))
+	b.WriteString("\n      }\n    },\n")
+	b.WriteString(`    "providers": {
+      "type": "array",
+      "description": "several identity providers: zdgate's providers: list (docs/reference.md §1), written into a ConfigMap mounted as the --config file; each item's client secret goes in secrets.providerClientSecrets.<id>",
+      "items": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["id", "oidc-issuer", "oidc-client-id"],
+        "properties": {
+`)
+	b.WriteString(schemaProps(providerItemOptions(), "          "))
+	b.WriteString("\n        }\n      }\n    },\n")
+	return b.String()
+}
+
+// schemaProps are the JSON schema properties of the options of s the chart takes, at indent.
+func schemaProps(s *optionSet, indent string) string {
 	var props []string
 	for _, o := range s.opts {
 		if !o.inChart() {
@@ -172,15 +208,13 @@ func chartSchema(s *optionSet) string {
 		var pb bytes.Buffer
 		enc := json.NewEncoder(&pb)
 		enc.SetEscapeHTML(false)
-		enc.SetIndent("        ", "  ")
+		enc.SetIndent(indent, "  ")
 		if err := enc.Encode(o.schema()); err != nil {
 			panic(err) // plain strings and slices always encode
 		}
-		props = append(props, fmt.Sprintf("        %q: %s", o.name, strings.TrimRight(pb.String(), "\n")))
+		props = append(props, fmt.Sprintf("%s%q: %s", indent, o.name, strings.TrimRight(pb.String(), "\n")))
 	}
-	b.WriteString(strings.Join(props, ",\n"))
-	b.WriteString("\n      }\n    },\n")
-	return b.String()
+	return strings.Join(props, ",\n")
 }
 
 // splice replaces what lies between the line starting with begin and the line starting with end.

@@ -35,7 +35,7 @@ func newSecret[T any](flag, value, path string, parse func(string) (T, error)) (
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("--%s-file: cannot read %s: %v", flag, path, errors.Unwrap(err))
+			return nil, fmt.Errorf("%s-file: cannot read %s: %v", flagName(flag), path, errors.Unwrap(err))
 		}
 		raw = string(b)
 		s.sum = sha256.Sum256(b)
@@ -43,12 +43,20 @@ func newSecret[T any](flag, value, path string, parse func(string) (T, error)) (
 	v, err := parse(strings.TrimSpace(raw))
 	if err != nil {
 		if path != "" {
-			return nil, fmt.Errorf("--%s-file: %v", flag, err)
+			return nil, fmt.Errorf("%s-file: %v", flagName(flag), err)
 		}
-		return nil, fmt.Errorf("--%s: %v", flag, err)
+		return nil, fmt.Errorf("%s: %v", flagName(flag), err)
 	}
 	s.val.Store(&v)
 	return s, nil
+}
+
+// flagName is how errors name a secret: --flag, or providers[i].key for a provider's.
+func flagName(flag string) string {
+	if strings.HasPrefix(flag, "providers[") {
+		return flag
+	}
+	return "--" + flag
 }
 
 // Get returns the current value.
@@ -61,7 +69,7 @@ func (s *secret[T]) reload() (changed bool, err error) {
 	}
 	b, err := os.ReadFile(s.path)
 	if err != nil {
-		return false, fmt.Errorf("--%s-file: cannot read %s: %v", s.flag, s.path, errors.Unwrap(err))
+		return false, fmt.Errorf("%s-file: cannot read %s: %v", flagName(s.flag), s.path, errors.Unwrap(err))
 	}
 	sum := sha256.Sum256(b)
 	if sum == s.sum {
@@ -71,7 +79,7 @@ func (s *secret[T]) reload() (changed bool, err error) {
 	if err != nil {
 		// Remember the bad content so it is reported once, not every poll.
 		s.sum = sum
-		return false, fmt.Errorf("--%s-file: %v; keeping the previous value", s.flag, err)
+		return false, fmt.Errorf("%s-file: %v; keeping the previous value", flagName(s.flag), err)
 	}
 	s.sum = sum
 	s.val.Store(&v)

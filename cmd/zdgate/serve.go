@@ -56,7 +56,9 @@ type app struct {
 	log       *slog.Logger
 	reg       *prometheus.Registry
 	proxy     *proxy.Proxy
-	idp       *oidc.Client
+	idp       *oidc.Client // the single IdP, or the first of providers:
+	idps      []idpClient  // every IdP: the single one (id ""), or each provider's
+	staffSSO  *tokens.Signer
 	secrets   []reloader
 	reloads   *prometheus.CounterVec
 	closers   []func()
@@ -94,13 +96,23 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 	// Secrets.
 	cookieSecret, err := newSecret("cookie-secret", cfg.CookieSecret, cfg.CookieSecretFile, session.ParseSecrets)
 	errs = append(errs, err)
-	clientSecret, err := newSecret("oidc-client-secret", cfg.OIDCClientSecret, cfg.OIDCClientSecretFile, func(s string) (string, error) { return s, nil })
-	errs = append(errs, err)
+	clientSecrets := map[*ProviderOptions]*secret[string]{}
+	for i, po := range cfg.providerGroups() {
+		name := "oidc-client-secret"
+		if cfg.multi() {
+			name = fmt.Sprintf("providers[%d].oidc-client-secret", i)
+		}
+		clientSecret, err := newSecret(name, po.OIDCClientSecret, po.OIDCClientSecretFile, func(s string) (string, error) { return s, nil })
+		errs = append(errs, err)
+		clientSecrets[po] = clientSecret
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	a.watch(cookieSecret, cfg.CookieSecretFile)
-	a.watch(clientSecret, cfg.OIDCClientSecretFile)
+	for _, po := range cfg.providerGroups() {
+		a.watch(clientSecrets[po], po.OIDCClientSecretFile)
+	}
 
 	// Tracing: off unless the OTEL_* environment asks for it (tracing.go).
 	if a.tracing, err = tracingFromEnv(os.LookupEnv); err != nil {
@@ -117,14 +129,14 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 	}
 
 	signers := map[tokens.Flavor]*tokens.Signer{}
-	addSigner := func(f tokens.Flavor, flag, value, file string, parse func(string) (tokens.Key, error), ttl time.Duration) {
+	addSigner := func(f tokens.Flavor, flag, value, file string, parse func(string) (tokens.Key, error), ttl time.Duration) *tokens.Signer {
 		if value == "" && file == "" {
-			return
+			return nil
 		}
 		s, err := newSecret(flag, value, file, parse)
 		if err != nil {
 			errs = append(errs, err)
-			return
+			return nil
 		}
 		a.watch(s, file)
 		tc := tokens.Config{Flavor: f, Keys: keySource{s}, TTL: ttl}
@@ -134,21 +146,26 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 		signer, err := tokens.NewSigner(tc)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--%s: %v", flag, err))
-			return
+			return nil
 		}
-		signers[f] = signer
+		if flag != "zendesk-sso-staff-secret" {
+			signers[f] = signer
+		}
+		return signer
 	}
 	// One --zendesk-token-ttl for messaging and chat; the Signer caps chat at tokens.Chat.MaxTTL().
 	addSigner(tokens.Messaging, "zendesk-messaging-secret", cfg.ZendeskMessagingSecret, cfg.ZendeskMessagingSecretFile, messagingKey(cfg.ZendeskMessagingKeyID), cfg.ZendeskTokenTTL)
 	addSigner(tokens.Chat, "zendesk-chat-secret", cfg.ZendeskChatSecret, cfg.ZendeskChatSecretFile, parseKey, cfg.ZendeskTokenTTL)
 	addSigner(tokens.SSO, "zendesk-sso-secret", cfg.ZendeskSSOSecret, cfg.ZendeskSSOSecretFile, parseKey, 0)
 	addSigner(tokens.SDK, "zendesk-sdk-secret", cfg.ZendeskSDKSecret, cfg.ZendeskSDKSecretFile, parseKey, 0)
+	a.staffSSO = addSigner(tokens.SSO, "zendesk-sso-staff-secret", cfg.ZendeskSSOStaffSecret, cfg.ZendeskSSOStaffSecretFile, parseKey, 0)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	publicURL, upstream := cfg.publicURL, cfg.upstream
 
-	// IdP client: bounded, instrumented.
+	// IdP clients: bounded, instrumented; each has its own fail-fast breaker, so one IdP's outage
+	// is only its own users'.
 	idpTransport, _, err := proxy.IdPTransport(a.reg, &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment, // corporate egress proxies are common for IdP calls
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
@@ -165,16 +182,32 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 		idpTransport = tracedTransport(tp, idpTransport, idpSpanName)
 		upstreamTransport = tracedTransport(tp, proxy.NewUpstreamTransport(), upstreamSpanName)
 	}
-	idp, err := oidc.New(oidc.Config{
-		Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: clientSecret.Get,
-		RedirectURL: publicURL.String() + "/oauth2/callback", Scopes: cfg.scopes, Audiences: cfg.OIDCAudiences,
-		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: idpTransport}, GroupsClaim: cfg.GroupsClaim,
-		EmailVerifiedClaim: cfg.EmailVerifiedClaim, InsecureBearerUserinfo: cfg.InsecureBearerUserinfo,
-	})
-	if err != nil {
-		return nil, err
+	var providers []proxy.Provider
+	for i, po := range cfg.providerGroups() {
+		idp, err := oidc.New(oidc.Config{
+			Issuer: po.OIDCIssuer, ClientID: po.OIDCClientID, ClientSecret: clientSecrets[po].Get,
+			RedirectURL: publicURL.String() + "/oauth2/callback", Scopes: po.scopes, Audiences: po.OIDCAudiences,
+			HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: idpTransport}, GroupsClaim: po.GroupsClaim,
+			EmailVerifiedClaim: po.EmailVerifiedClaim, InsecureBearerUserinfo: po.InsecureBearerUserinfo,
+		})
+		if err != nil {
+			return nil, err
+		}
+		c := idpClient{client: idp, options: po}
+		if cfg.multi() {
+			pc := cfg.Providers[i]
+			c.id = pc.ID
+			pp := pc.proxyProvider()
+			pp.OIDC = idp
+			providers = append(providers, pp)
+		}
+		a.idps = append(a.idps, c)
 	}
-	a.idp = idp
+	a.idp = a.idps[0].client
+	var single *oidc.Client
+	if !cfg.multi() {
+		single = a.idp
+	}
 
 	store, revocations, err := a.sessionStore(cfg, cookieSecret.Get)
 	if err != nil {
@@ -200,14 +233,14 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 	}
 	p, err = proxy.New(proxy.Config{
 		Upstream: upstream, PublicURL: publicURL,
-		OIDC: idp, Sessions: store, Sealer: sealer, Revocations: revocations, OwnCookie: store.IsOwnCookie,
+		OIDC: single, Providers: providers, Sessions: store, Sealer: sealer, Revocations: revocations, OwnCookie: store.IsOwnCookie,
 		CookieName: cfg.CookieName, CookieSecure: cfg.CookieSecure, CookieDomain: cfg.CookieDomain,
 		AuthMode: cfg.AuthMode, SkipAuth: cfg.skipAuth, AllowedEmailDomains: cfg.AllowedEmailDomain, AllowedGroups: cfg.AllowedGroup,
 		TrustedProxies: cfg.trusted, AllowedRedirectDomains: cfg.AllowedRedirectDomain, PassAccessToken: cfg.PassAccessToken,
 		BearerRateLimit: cfg.BearerRateLimit,
 		RecheckInterval: cfg.RecheckInterval, RecheckGrace: cfg.RecheckGrace, SessionTTL: cfg.SessionTTL,
 		Injector: injector, Inject: cfg.Inject, InjectSkip: cfg.injectSkip,
-		Signers: signers, Mapping: cfg.mapping, ZendeskSubdomain: cfg.ZendeskSubdomain, ZendeskHosts: cfg.ZendeskHost, SSOLogoutIdP: cfg.ZendeskSSOLogoutIdP,
+		Signers: signers, StaffSSO: a.staffSSO, Mapping: cfg.mapping, ZendeskSubdomain: cfg.ZendeskSubdomain, ZendeskHosts: cfg.ZendeskHost, SSOLogoutIdP: cfg.ZendeskSSOLogoutIdP,
 		Logger: log, Registerer: a.reg, UpstreamTransport: upstreamTransport, TracerProvider: tp,
 	})
 	if err != nil {
@@ -219,6 +252,25 @@ func wire(cfg *Config, log *slog.Logger, h *hooks) (*app, error) {
 	}
 	a.pollEvery = h.secretPoll
 	return a, nil
+}
+
+// idpClient is one identity provider's client, with its id ("" for the single IdP) and options.
+type idpClient struct {
+	id      string
+	client  *oidc.Client
+	options *ProviderOptions
+}
+
+// providerGroups are the ProviderOptions of every IdP: the single one, or each providers: item's.
+func (c *Config) providerGroups() []*ProviderOptions {
+	if !c.multi() {
+		return []*ProviderOptions{&c.ProviderOptions}
+	}
+	out := make([]*ProviderOptions, len(c.Providers))
+	for i, pc := range c.Providers {
+		out[i] = &pc.ProviderOptions
+	}
+	return out
 }
 
 // sessionStore is the cookie store, or the Redis store shared by replicas (with its revocation list,
@@ -286,16 +338,22 @@ func (a *app) serve(ctx context.Context) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		a.idp.Run(bg, func(err error) {
-			a.log.Warn("identity provider discovery failed; not ready yet", "cause", err.Error())
-		})
-		if a.idp.Ready() {
-			a.log.Info("identity provider discovered", "issuer", a.cfg.OIDCIssuer)
-		}
-	}()
+	wg.Add(1 + len(a.idps))
+	for _, c := range a.idps {
+		go func() {
+			defer wg.Done()
+			attrs := []any{"issuer", c.options.OIDCIssuer}
+			if c.id != "" {
+				attrs = append(attrs, "provider", c.id)
+			}
+			c.client.Run(bg, func(err error) {
+				a.log.Warn("identity provider discovery failed; not ready yet", append([]any{"cause", err.Error()}, attrs...)...)
+			})
+			if c.client.Ready() {
+				a.log.Info("identity provider discovered", attrs...)
+			}
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		watchSecrets(bg, a.pollEvery, a.log, a.reloads, a.secrets)

@@ -13,8 +13,12 @@ import (
 //	uvarint × 6   lengths of ID, Subject, SID, AccessToken, RefreshToken, IDToken
 //	varint  × 3   TokenExpiry, CreatedAt, ConfirmedAt as Unix ms (0 = zero time)
 //	bytes         the six strings, back to back
+//	optional      0x01 | uvarint length | Provider, only when Provider is set
 //	bytes         Claims as a JSON object (absent = nil map)
 //
+// The provider section was added without a new version: a JSON object never starts with 0x01, so
+// a session without one (every cookie written before, and every single-IdP session) is encoded
+// and read exactly as before.
 // Tokens are most of a session and are opaque to us: keeping them out of
 // JSON makes decoding on every request a few copies instead of a scan, and
 // the strings share one allocation.
@@ -43,8 +47,16 @@ func marshalSession(s *Session) ([]byte, error) {
 	for _, f := range fields {
 		b = append(b, f...)
 	}
+	if s.Provider != "" {
+		b = append(b, providerTag)
+		b = binary.AppendUvarint(b, uint64(len(s.Provider)))
+		b = append(b, s.Provider...)
+	}
 	return append(b, claims...), nil
 }
+
+// providerTag starts the optional provider section.
+const providerTag = 0x01
 
 func unmarshalSession(b []byte) (*Session, error) {
 	bad := func(what string) (*Session, error) {
@@ -88,6 +100,13 @@ func unmarshalSession(b []byte) (*Session, error) {
 		TokenExpiry:  fromMilli(times[0]),
 		CreatedAt:    fromMilli(times[1]),
 		ConfirmedAt:  fromMilli(times[2]),
+	}
+	if len(b) > 0 && b[0] == providerTag {
+		n, k := binary.Uvarint(b[1:])
+		if k <= 0 || n == 0 || n > uint64(len(b)-1-k) {
+			return bad("provider")
+		}
+		s.Provider, b = string(b[1+k:1+k+int(n)]), b[1+k+int(n):]
 	}
 	if len(b) > 0 {
 		if err := json.Unmarshal(b, &s.Claims); err != nil {

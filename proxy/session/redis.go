@@ -337,12 +337,14 @@ func (s *RedisStore) Save(w http.ResponseWriter, r *http.Request, sess *Session)
 		// The index goes in before the session so that a revocation that
 		// misses it must have set its marker early enough for the check below.
 		if sess.SID != "" {
-			p.SAdd(ctx, s.keys.sidIndex(sess.SID), t.id)
-			p.PExpire(ctx, s.keys.sidIndex(sess.SID), s.cookies.ttl)
+			idx := s.keys.sidIndex(scopedName(sess.Provider, sess.SID))
+			p.SAdd(ctx, idx, t.id)
+			p.PExpire(ctx, idx, s.cookies.ttl)
 		}
 		if sess.Subject != "" {
-			p.SAdd(ctx, s.keys.subIndex(sess.Subject), t.id)
-			p.PExpire(ctx, s.keys.subIndex(sess.Subject), s.cookies.ttl)
+			idx := s.keys.subIndex(scopedName(sess.Provider, sess.Subject))
+			p.SAdd(ctx, idx, t.id)
+			p.PExpire(ctx, idx, s.cookies.ttl)
 		}
 		args := redis.SetArgs{TTL: remaining}
 		if reuse {

@@ -108,10 +108,10 @@ func (v *RedisRevocations) Revoked(ctx context.Context, s *Session) (bool, error
 			byID = p.Exists(ctx, v.keys.idMark(s.ID))
 		}
 		if s.SID != "" {
-			bySID = p.Exists(ctx, v.keys.sidMark(s.SID))
+			bySID = p.Exists(ctx, v.keys.sidMark(scopedName(s.Provider, s.SID)))
 		}
 		if s.Subject != "" {
-			bySub = p.Get(ctx, v.keys.subMark(s.Subject))
+			bySub = p.Get(ctx, v.keys.subMark(scopedName(s.Provider, s.Subject)))
 		}
 		return nil
 	})

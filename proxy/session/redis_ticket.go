@@ -52,15 +52,21 @@ func newTicket(sess *Session) ticket {
 	return t
 }
 
+// setOwner names sess's revocation markers: the hashes of its sid and subject, scoped to its
+// provider (scopedName; unchanged for a single-IdP session).
 func (t *ticket) setOwner(sess *Session) {
 	t.hasSID, t.hasSub = sess.SID != "", sess.Subject != ""
-	t.sid, t.sub = sha256.Sum256([]byte(sess.SID)), sha256.Sum256([]byte(sess.Subject))
+	t.sid, t.sub = ownerSums(sess)
+}
+
+func ownerSums(sess *Session) (sid, sub [sha256.Size]byte) {
+	return sha256.Sum256([]byte(scopedName(sess.Provider, sess.SID))), sha256.Sum256([]byte(scopedName(sess.Provider, sess.Subject)))
 }
 
 // owns reports whether sess is the session the ticket was issued for.
 func (t *ticket) owns(sess *Session) bool {
-	return t.hasSID == (sess.SID != "") && t.hasSub == (sess.Subject != "") &&
-		t.sid == sha256.Sum256([]byte(sess.SID)) && t.sub == sha256.Sum256([]byte(sess.Subject))
+	sid, sub := ownerSums(sess)
+	return t.hasSID == (sess.SID != "") && t.hasSub == (sess.Subject != "") && t.sid == sid && t.sub == sub
 }
 
 func (s *RedisStore) sealTicket(t ticket, expires time.Time) (string, error) {

@@ -126,11 +126,11 @@ func (m *MemoryRevocations) Revoked(_ context.Context, s *Session) (bool, error)
 		return true, nil
 	}
 	if s.SID != "" {
-		if _, ok := m.live(revKey{bySID, s.SID}, now); ok {
+		if _, ok := m.live(revKey{bySID, scopedName(s.Provider, s.SID)}, now); ok {
 			return true, nil
 		}
 	}
-	if at, ok := m.live(revKey{bySubject, s.Subject}, now); ok && !s.CreatedAt.After(at) {
+	if at, ok := m.live(revKey{bySubject, scopedName(s.Provider, s.Subject)}, now); ok && !s.CreatedAt.After(at) {
 		return true, nil
 	}
 	return false, nil

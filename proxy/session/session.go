@@ -58,6 +58,10 @@ type Session struct {
 	TokenExpiry  time.Time // access token expiry
 	CreatedAt    time.Time // absolute session TTL counts from here; refreshes never extend it
 	ConfirmedAt  time.Time // last time the IdP confirmed this user
+	// Provider names the identity provider the session belongs to, when several are configured;
+	// "" is the only one of a single-IdP configuration (and every session from before providers
+	// existed). Its re-checks, revocations and logouts concern that provider alone.
+	Provider string
 }
 
 // NewID returns a fresh random session ID (128 bits from crypto/rand,

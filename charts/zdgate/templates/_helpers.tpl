@@ -58,9 +58,9 @@ zdgate.secrets: the secrets zdgate gets, as JSON {"items": [...]} (use with from
 Order is fixed, so the rendered args and volume are stable.
 */}}
 {{- define "zdgate.secrets" -}}
-{{- $flags := dict "cookieSecret" "cookie-secret" "oidcClientSecret" "oidc-client-secret" "zendeskMessagingSecret" "zendesk-messaging-secret" "zendeskChatSecret" "zendesk-chat-secret" "zendeskSsoSecret" "zendesk-sso-secret" "zendeskSdkSecret" "zendesk-sdk-secret" "redisUrl" "redis-url" }}
+{{- $flags := dict "cookieSecret" "cookie-secret" "oidcClientSecret" "oidc-client-secret" "zendeskMessagingSecret" "zendesk-messaging-secret" "zendeskChatSecret" "zendesk-chat-secret" "zendeskSsoSecret" "zendesk-sso-secret" "zendeskSdkSecret" "zendesk-sdk-secret" "zendeskSsoStaffSecret" "zendesk-sso-staff-secret" "redisUrl" "redis-url" }}
 {{- $items := list }}
-{{- range $key := list "cookieSecret" "oidcClientSecret" "zendeskMessagingSecret" "zendeskChatSecret" "zendeskSsoSecret" "zendeskSdkSecret" "redisUrl" }}
+{{- range $key := list "cookieSecret" "oidcClientSecret" "zendeskMessagingSecret" "zendeskChatSecret" "zendeskSsoSecret" "zendeskSdkSecret" "zendeskSsoStaffSecret" "redisUrl" }}
 {{- $s := index $.Values.secrets $key }}
 {{- $flag := index $flags $key }}
 {{- $existing := $s.existingSecret | default dict }}
@@ -74,6 +74,45 @@ Order is fixed, so the rendered args and volume are stable.
 {{- end }}
 {{- end }}
 {{- dict "items" $items | toJson }}
+{{- end }}
+
+{{/*
+zdgate.providerSecrets: the client secrets of the providers items, as JSON {"items": [...]}: id,
+file (oidc-client-secret-<id>, under secrets.mountPath), secretName, secretKey, and chart (the
+chart's own Secret holds it). In the order of secrets.providerClientSecrets' keys.
+*/}}
+{{- define "zdgate.providerSecrets" -}}
+{{- $items := list }}
+{{- range $id, $s := .Values.secrets.providerClientSecrets }}
+{{- $existing := $s.existingSecret | default dict }}
+{{- $file := printf "oidc-client-secret-%s" $id }}
+{{- if and $s.value $existing.name }}
+{{- fail (printf "secrets.providerClientSecrets.%s: set either value or existingSecret.name, not both" $id) }}
+{{- end }}
+{{- if $existing.name }}
+{{- $items = append $items (dict "id" $id "file" $file "secretName" $existing.name "secretKey" (default $file $existing.key) "chart" false) }}
+{{- else if $s.value }}
+{{- $items = append $items (dict "id" $id "file" $file "secretName" (include "zdgate.fullname" $) "secretKey" $file "chart" true) }}
+{{- end }}
+{{- end }}
+{{- dict "items" $items | toJson }}
+{{- end }}
+
+{{/* zdgate.configFile: zdgate's --config file with the providers list, client secrets as files. */}}
+{{- define "zdgate.configFile" -}}
+{{- $secrets := dict }}
+{{- range (include "zdgate.providerSecrets" . | fromJson).items }}
+{{- $_ := set $secrets .id (printf "%s/%s" (trimSuffix "/" $.Values.secrets.mountPath) .file) }}
+{{- end }}
+{{- $items := list }}
+{{- range $i, $p := .Values.providers }}
+{{- $item := deepCopy $p }}
+{{- if hasKey $secrets $p.id }}
+{{- $_ := set $item "oidc-client-secret-file" (get $secrets $p.id) }}
+{{- end }}
+{{- $items = append $items $item }}
+{{- end }}
+{{- dict "providers" $items | toYaml }}
 {{- end }}
 
 {{/* zdgate.upstream: --upstream, derived from the mode; fails with a clear message when missing. */}}
@@ -113,6 +152,20 @@ Order is fixed, so the rendered args and volume are stable.
 {{- if and (eq $store "redis") (not (or $redisPlain $redisSecret)) }}
 {{- fail "config.session-store=redis needs config.redis-url (no password) or secrets.redisUrl" }}
 {{- end }}
+{{- if .Values.providers }}
+{{- if or (index .Values.config "oidc-issuer") (index .Values.config "oidc-client-id") .Values.secrets.oidcClientSecret.value .Values.secrets.oidcClientSecret.existingSecret.name }}
+{{- fail "providers replaces config.oidc-issuer, config.oidc-client-id and secrets.oidcClientSecret: set each provider's in its item and in secrets.providerClientSecrets.<id>" }}
+{{- end }}
+{{- $ids := list }}
+{{- range .Values.providers }}
+{{- $ids = append $ids .id }}
+{{- end }}
+{{- range $id, $_ := .Values.secrets.providerClientSecrets }}
+{{- if not (has $id $ids) }}
+{{- fail (printf "secrets.providerClientSecrets.%s: no providers item has id %s" $id $id) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* zdgate.args: the zdgate container's arguments (subcommand first: the image's CMD is replaced). */}}
@@ -121,6 +174,9 @@ Order is fixed, so the rendered args and volume are stable.
 - {{ printf "--listen=:%d" (int .Values.containerPorts.http) | toJson }}
 - {{ printf "--metrics-listen=:%d" (int .Values.containerPorts.metrics) | toJson }}
 - {{ printf "--upstream=%s" (include "zdgate.upstream" .) | toJson }}
+{{- if .Values.providers }}
+- "--config=/etc/zdgate/config/config.yaml"
+{{- end }}
 {{- range $flag, $value := .Values.config }}
 {{- if kindIs "slice" $value }}
 {{- range $value }}
@@ -197,6 +253,11 @@ volumeMounts:
   - name: secrets
     mountPath: {{ .Values.secrets.mountPath | quote }}
     readOnly: true
+  {{- if .Values.providers }}
+  - name: config
+    mountPath: /etc/zdgate/config
+    readOnly: true
+  {{- end }}
   {{- with .Values.extraVolumeMounts }}
   {{- toYaml . | nindent 2 }}
   {{- end }}

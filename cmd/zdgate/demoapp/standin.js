@@ -114,6 +114,15 @@
     status('Logged in as ' + (claims.name || '?') + ' (external_id ' + (claims.external_id || '?') + ')');
     var body = document.getElementById('zd-standin-body');
     body.textContent = '';
+    // With several identity providers the demo app says whose session this page is (the
+    // X-Forwarded-Provider zdgate sent it) and that provider's external_id prefix.
+    var who = document.body ? document.body.dataset : {};
+    if (who.zdProvider) {
+      var prefixed = typeof claims.external_id === 'string' && claims.external_id.indexOf(who.zdPrefix) === 0;
+      body.appendChild(el('p', { id: 'zd-identity', 'class': prefixed ? 'ok' : 'bad' },
+        'Identity provider: ' + (who.zdProviderName || who.zdProvider) + ' — external_id ' + claims.external_id +
+        (prefixed ? ' carries its prefix ' : ' LACKS its prefix ') + who.zdPrefix));
+    }
     body.appendChild(el('p', {}, 'Received a JWT through ' + via + ':'));
     body.appendChild(el('code', { id: 'zd-jwt', 'class': 'jwt' }, jwt));
     try {
