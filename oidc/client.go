@@ -36,7 +36,7 @@ type Config struct {
 	// of the IdP (a third-party app the user once signed in to), is taken as the user's
 	// credential for Zendesk. Off, such tokens are refused with ErrAudience.
 	InsecureBearerUserinfo bool
-	// HTTPClient makes every IdP call; it must have a timeout. Default: 10 s timeout.
+	// HTTPClient makes every IdP call; it must have a timeout. Default: DefaultTimeout.
 	HTTPClient *http.Client
 	// Now is the clock for token expiry checks.
 	Now func() time.Time
@@ -101,7 +101,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.Scopes = []string{gooidc.ScopeOpenID, "email", "profile", gooidc.ScopeOfflineAccess}
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		cfg.HTTPClient = &http.Client{Timeout: DefaultTimeout}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -123,6 +123,18 @@ func New(cfg Config) (*Client, error) {
 		cfg.HTTPClient = &hc
 	}
 	return &Client{cfg: cfg, seenJTIs: map[string]time.Time{}}, nil
+}
+
+// DefaultTimeout bounds one IdP call when Config.HTTPClient is not given.
+const DefaultTimeout = 10 * time.Second
+
+// Timeout is the longest one IdP call may take (the HTTP client's timeout; DefaultTimeout when it
+// sets none), so that callers can bound work that waits on the IdP.
+func (c *Client) Timeout() time.Duration {
+	if t := c.cfg.HTTPClient.Timeout; t > 0 {
+		return t
+	}
+	return DefaultTimeout
 }
 
 type callKey struct{}

@@ -129,7 +129,7 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) error {
 		AccessToken: toks.AccessToken, RefreshToken: toks.RefreshToken, IDToken: toks.IDToken, TokenExpiry: toks.Expiry,
 		CreatedAt: now, ConfirmedAt: now,
 	}
-	if err := p.cfg.Sessions.Save(w, r, s); err != nil {
+	if err := p.cfg.Sessions.Save(r.Context(), w, r, s); err != nil {
 		return errUnavailable("session_store_unavailable", err)
 	}
 	setSub(r.Context(), id.Subject)

@@ -93,6 +93,8 @@ type Proxy struct {
 	mux     *http.ServeMux
 
 	flight       singleflight.Group // one IdP re-check per session at a time
+	fresh        freshness          // --recheck-interval
+	budget       recheckBudget      // bounds of a re-check
 	recent       *recentChecks      // results of re-checks, for requests still carrying the old cookie
 	bearers      *bearerCache
 	limits       *clientLimits
@@ -158,6 +160,8 @@ func New(cfg Config) (*Proxy, error) {
 		trust:       trust(cfg.TrustedProxies),
 		skip:        pathRules(cfg.SkipAuth),
 		injSkip:     pathRules(cfg.InjectSkip),
+		fresh:       freshness(cfg.RecheckInterval),
+		budget:      newRecheckBudget(cfg.OIDC.Timeout(), cfg.Sessions),
 		recent:      newRecentChecks(10_000, cfg.SessionTTL),
 		bearers:     newBearerCache(10_000),
 		limits:      newClientLimits(cfg.BearerRateLimit, 10_000),
