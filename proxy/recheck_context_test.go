@@ -121,7 +121,6 @@ func TestRecheckOutlivesTheBrowserThatStartedIt(t *testing.T) {
 	}
 }
 
-
 // TestRecheckGivesUpOnALockHeldByADeadReplica: a replica that died while it re-checked a session
 // leaves the session's refresh lock in Redis until the lock's TTL. Requests for that session on
 // another replica answer 503 after the lock wait, rather than hang until the lock expires, and
