@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -215,16 +216,20 @@ func (p *Proxy) routes() *http.ServeMux {
 }
 
 // ServeHTTP normalises the path once, then routes. A path that cannot be normalised is refused
-// before any rule sees it.
+// before any rule sees it. Every request gets its access line and metrics, also one that ends in
+// a panic (the reverse proxy aborts a response whose copy failed with http.ErrAbortHandler): the
+// panic goes on to net/http afterwards, which cuts the connection.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.cfg.Now()
 	id := p.requestID(r)
 	w.Header()["X-Request-Id"] = []string{id}
 	st := &reqState{rec: recorder{ResponseWriter: w, code: http.StatusOK}, info: reqInfo{id: id, route: "upstream"}}
 	rw, info := &st.rec, &st.info
+	info.rec = rw
 	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 
 	norm, err := normalizePath(r.URL.EscapedPath())
+	var panicked any
 	if err != nil {
 		info.route, info.metrics = "invalid", p.invalid
 		p.render(rw, r, errBadRequest("bad_path", err))
@@ -239,20 +244,43 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r2.URL = &u
 			r = &r2
 		}
-		p.mux.ServeHTTP(rw, r)
+		panicked = p.route(rw, r)
 	}
 	end := p.cfg.Now()
 	d := end.Sub(start)
 	if info.metrics == nil || info.metrics.route != info.route {
 		info.metrics = p.m.route(info.route)
 	}
-	info.metrics.observe(rw.code, d)
-	p.accessLog(r, info, rw, norm, end, d)
+	status := rw.code
+	switch {
+	case info.gone, panicked != nil && clientGone(r, rw):
+		status = statusClientGone
+	case panicked == http.ErrAbortHandler:
+		p.logRequest(r, slog.LevelWarn, "response cut off: the upstream's answer broke off mid-body", slog.String("route", info.route))
+	case panicked != nil:
+		status = http.StatusInternalServerError
+		p.logRequest(r, slog.LevelError, "panic", slog.String("route", info.route), slog.Any("panic", panicked), slog.String("stack", string(debug.Stack())))
+	}
+	info.metrics.observe(status, d)
+	p.accessLog(r, info, rw, status, norm, end, d)
+	switch {
+	case panicked != nil:
+		panic(panicked)
+	case info.abort:
+		panic(http.ErrAbortHandler) // the answer is broken: net/http cuts the connection
+	}
+}
+
+// route serves r, recovering a panic so that ServeHTTP can log the request before re-raising it.
+func (p *Proxy) route(w http.ResponseWriter, r *http.Request) (panicked any) {
+	defer func() { panicked = recover() }()
+	p.mux.ServeHTTP(w, r)
+	return nil
 }
 
 // accessLog writes the request's access line. It hands the record straight to the handler: the
 // logger's call-site lookup (runtime.Callers) costs more than the line itself and is never shown.
-func (p *Proxy) accessLog(r *http.Request, info *reqInfo, rw *recorder, norm string, now time.Time, d time.Duration) {
+func (p *Proxy) accessLog(r *http.Request, info *reqInfo, rw *recorder, status int, norm string, now time.Time, d time.Duration) {
 	h := p.log.Handler()
 	if !h.Enabled(r.Context(), slog.LevelInfo) {
 		return
@@ -263,7 +291,7 @@ func (p *Proxy) accessLog(r *http.Request, info *reqInfo, rw *recorder, norm str
 		slog.String("method", sanitizeMethod(r.Method)),
 		slog.String("route", info.route),
 		slog.String("path", truncate(norm, 256)),
-		slog.Int("status", rw.code),
+		slog.Int("status", status),
 		slog.Int64("bytes", rw.bytes),
 		slog.Duration("duration", d),
 		slog.String("client", p.trust.clientIP(r)),

@@ -98,6 +98,9 @@ func TestRecheckOutlivesTheBrowserThatStartedIt(t *testing.T) {
 		}
 	}
 	<-leaderDone
+	if n := counterValue(t, st.reg, "zdgate_http_requests_total", "code", "499"); n != 1 {
+		t.Errorf("zdgate_http_requests_total{code=499} = %v; want the leader that left counted once", n)
+	}
 
 	after, err := st.sessionOf(st.client)
 	if err != nil {

@@ -45,13 +45,17 @@ func errUnavailable(code string, err error) error {
 var errNotFound = &httpError{status: http.StatusNotFound, code: "not_found"}
 
 // render is the one place errors become responses. The client sees a status and a short public code
-// (JSON, or a small HTML page for browsers); the cause is logged with the request id.
+// (JSON, or a small HTML page for browsers); the cause is logged with the request id. An error that
+// can no longer become a response (see unanswerable) is only logged.
 func (p *Proxy) render(w http.ResponseWriter, r *http.Request, err error) {
+	info := infoOf(r)
+	if info != nil && p.unanswerable(r, info, err) {
+		return
+	}
 	var he *httpError
 	if !errors.As(err, &he) {
 		he = &httpError{status: http.StatusInternalServerError, code: "internal_error", err: err}
 	}
-	info := infoOf(r)
 	route := "unknown"
 	if info != nil {
 		route = info.route
@@ -91,6 +95,39 @@ func (p *Proxy) render(w http.ResponseWriter, r *http.Request, err error) {
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(he.status)
 	json.NewEncoder(w).Encode(map[string]string{"error": he.code})
+}
+
+// statusClientGone is what the access log and the request metrics record for a request whose client
+// went away before its answer was complete (nginx's "499 client closed request").
+const statusClientGone = 499
+
+// unanswerable handles an error that can no longer become a response, and reports whether err was
+// one: the client has gone (its connection failed, or it gave up), recorded as 499 and logged at
+// DEBUG only, since nothing is wrong here; or the response has already started, so an error answer
+// would be appended to a body the client takes for the real one: logged at ERROR, and the
+// connection is cut (ServeHTTP) so the client sees the answer broke off.
+func (p *Proxy) unanswerable(r *http.Request, info *reqInfo, err error) bool {
+	rec := info.rec
+	switch {
+	case rec == nil:
+		return false
+	case clientGone(r, rec):
+		info.gone = true
+		p.logRequest(r, slog.LevelDebug, "client went away", slog.String("route", info.route), slog.String("cause", err.Error()))
+		return true
+	case rec.wroteHeader:
+		info.abort = true
+		p.logRequest(r, slog.LevelError, "request failed after its response started",
+			slog.Int("status", rec.code), slog.String("route", info.route), slog.String("cause", err.Error()))
+		return true
+	}
+	return false
+}
+
+// clientGone reports whether the request's client has gone: a write to it failed, or net/http
+// cancelled the request because the connection closed.
+func clientGone(r *http.Request, rec *recorder) bool {
+	return rec.writeErr != nil || r.Context().Err() != nil
 }
 
 // publicMessage is what a person reading the error page is told; fixed strings only.
@@ -155,6 +192,9 @@ type reqInfo struct {
 	canonical            bool             // the request's path was already in normal form
 	metrics              *routeMetrics    // route's bound series, set with route
 	upstream             upstreamIdentity // what the upstream is told (proxied requests)
+	rec                  *recorder        // the response as written so far
+	gone                 bool             // the client went away before the answer was complete
+	abort                bool             // the answer failed after it started: cut the connection
 }
 
 // reqState is a request's recorder and info, allocated together once per request.
@@ -182,13 +222,15 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// recorder notes status and bytes for the access log; Unwrap lets http.ResponseController reach
-// Flush and Hijack (streaming and WebSocket upgrades).
+// recorder notes status and bytes for the access log, whether the response has started (after
+// that, no error can be rendered), and the first failed write (the client has gone). Unwrap lets
+// http.ResponseController reach Flush and Hijack (streaming and WebSocket upgrades).
 type recorder struct {
 	http.ResponseWriter
 	code        int
 	bytes       int64
 	wroteHeader bool
+	writeErr    error
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -205,10 +247,14 @@ func (r *recorder) Write(b []byte) (int, error) {
 	r.wroteHeader = true
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
+	if err != nil && r.writeErr == nil {
+		r.writeErr = err
+	}
 	return n, err
 }
 
 func (r *recorder) Flush() {
+	r.wroteHeader = true // flushing sends the header
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
