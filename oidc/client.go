@@ -11,12 +11,13 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/zdgate/zdgate/internal/expiring"
 )
 
 // Config is the IdP client. Issuer, ClientID and RedirectURL are required.
@@ -60,8 +61,7 @@ type Client struct {
 	state  atomic.Pointer[provider]
 	config trackConfig
 
-	mu       sync.Mutex
-	seenJTIs map[string]time.Time // back-channel logout replay guard
+	seenJTIs *expiring.Cache[string, struct{}] // back-channel logout replay guard
 }
 
 // provider is everything learnt from discovery; swapped atomically once loaded.
@@ -122,7 +122,7 @@ func New(cfg Config) (*Client, error) {
 		hc.Transport = &breaker{next: next, now: cfg.Now, period: cfg.FailFast}
 		cfg.HTTPClient = &hc
 	}
-	return &Client{cfg: cfg, seenJTIs: map[string]time.Time{}}, nil
+	return &Client{cfg: cfg, seenJTIs: expiring.New[string, struct{}](maxJTIs, expiring.Refuse)}, nil
 }
 
 // DefaultTimeout bounds one IdP call when Config.HTTPClient is not given.

@@ -23,7 +23,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
+	"github.com/zdgate/zdgate/internal/expiring"
 	"github.com/zdgate/zdgate/oidc"
 	"github.com/zdgate/zdgate/proxy/inject"
 	"github.com/zdgate/zdgate/proxy/session"
@@ -98,10 +100,10 @@ type Proxy struct {
 	budget       recheckBudget      // bounds of a re-check
 	recent       *recentChecks      // results of re-checks, for requests still carrying the old cookie
 	bearers      *bearerCache
-	limits       *clientLimits
-	states       *usedStates
-	invalid      *routeMetrics // series of requests refused before routing (bad path)
-	eventLimits  *eventLimiter
+	limits       *clientLimits                     // --bearer-rate-limit
+	states       *expiring.Cache[string, struct{}] // login states already used: a replay is refused
+	invalid      *routeMetrics                     // series of requests refused before routing (bad path)
+	eventLimits  *clientLimits                     // widget event reports
 	ready        func() bool
 	shuttingDown sync.Once
 	draining     chan struct{}
@@ -165,9 +167,9 @@ func New(cfg Config) (*Proxy, error) {
 		budget:      newRecheckBudget(cfg.OIDC.Timeout(), cfg.Sessions),
 		recent:      newRecentChecks(10_000, cfg.SessionTTL),
 		bearers:     newBearerCache(10_000),
-		limits:      newClientLimits(cfg.BearerRateLimit, 10_000),
-		states:      newUsedStates(10_000),
-		eventLimits: newEventLimiter(),
+		limits:      newClientLimits(rate.Limit(cfg.BearerRateLimit), int(2*cfg.BearerRateLimit), 10_000, expiring.Evict),
+		states:      expiring.New[string, struct{}](10_000, expiring.Evict),
+		eventLimits: newClientLimits(rate.Every(eventEvery), eventBurst, maxLimiters, expiring.Refuse),
 		draining:    make(chan struct{}),
 	}
 	p.invalid = m.route("invalid")

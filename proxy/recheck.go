@@ -8,8 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
-
+	"github.com/zdgate/zdgate/internal/expiring"
 	"github.com/zdgate/zdgate/oidc"
 	"github.com/zdgate/zdgate/proxy/session"
 )
@@ -214,34 +213,29 @@ func resultOf(err error) string {
 // size. decide reads them for requests with a cookie from before a re-check.
 type recentChecks struct {
 	ttl time.Duration
-	c   *lru.Cache[string, recentEntry]
+	c   *expiring.Cache[string, recentEntry]
 }
 
 type recentEntry struct {
 	last *checkResult     // the latest re-check
 	good *session.Session // the newest state the IdP confirmed, nil if none yet
-	at   time.Time        // when last was stored
 }
 
 func newRecentChecks(size int, ttl time.Duration) *recentChecks {
-	c, _ := lru.New[string, recentEntry](size) // only fails for size <= 0
-	return &recentChecks{ttl: ttl, c: c}
+	return &recentChecks{ttl: ttl, c: expiring.New[string, recentEntry](size, expiring.Evict)}
 }
 
 // get returns the latest re-check of id and the newest confirmed state, each nil if none is known.
 func (rc *recentChecks) get(id string, now time.Time) (last *checkResult, good *session.Session) {
-	e, ok := rc.c.Get(id)
-	if !ok || now.Sub(e.at) >= rc.ttl {
-		return nil, nil
-	}
+	e, _ := rc.c.Get(id, now)
 	return e.last, e.good
 }
 
 func (rc *recentChecks) put(id string, r *checkResult, now time.Time) {
-	e, _ := rc.c.Get(id)
-	e.last, e.at = r, now
+	e, _ := rc.c.Get(id, now)
+	e.last = r
 	if r.outcome == confirmed {
 		e.good = r.s
 	}
-	rc.c.Add(id, e)
+	rc.c.Add(id, e, now.Add(rc.ttl), now)
 }

@@ -68,13 +68,16 @@ func (c *Cache[K, V]) Get(k K, now time.Time) (V, bool) {
 }
 
 // Peek is Get without marking the entry used, so that entries leave in the order they were
-// added, however often they are read.
+// added, however often they are read. An expired entry is removed.
 func (c *Cache[K, V]) Peek(k K, now time.Time) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.lru.Peek(k)
 	if ok && e.live(now) {
 		return e.v, true
+	}
+	if ok {
+		c.lru.Remove(k)
 	}
 	var zero V
 	return zero, false

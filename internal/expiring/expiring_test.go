@@ -28,6 +28,10 @@ func TestExpiry(t *testing.T) {
 			t.Errorf("Peek(%q) at +%v = %v; want %v", tc.key, tc.at, ok, tc.want)
 		}
 	}
+	if n := c.Len(); n != 1 {
+		t.Errorf("Len() = %d after a Peek found a expired; want it removed (1 left)", n)
+	}
+	c.Add("a", 1, t0.Add(time.Minute), t0)
 	if v, ok := c.Get("a", t0); !ok || v != 1 {
 		t.Errorf("Get(a) = %v, %v; want 1, true", v, ok)
 	}

@@ -323,8 +323,9 @@ func (c *CookieStore) openParts(parts []string) (*Session, error) {
 	if secrets := c.sealer.keys.secrets(); len(secrets) > 0 {
 		current = secrets[0]
 	}
-	if e, ok := c.opened.get(key, current); ok {
-		if now := c.now(); !now.Before(e.until) || !now.Before(e.s.ExpiresAt(c.ttl)) {
+	now := c.now()
+	if e, ok := c.opened.get(key, current, now); ok {
+		if !now.Before(e.s.ExpiresAt(c.ttl)) {
 			return nil, ErrExpired
 		}
 		return e.s, nil
@@ -350,10 +351,10 @@ func (c *CookieStore) openParts(parts []string) (*Session, error) {
 	}
 	// The sealed expiry is the TTL when the cookie was written; this is the
 	// TTL configured now, which may have been shortened since.
-	if !c.now().Before(s.ExpiresAt(c.ttl)) {
+	if !now.Before(s.ExpiresAt(c.ttl)) {
 		return nil, ErrExpired
 	}
-	c.opened.put(key, current, opened{s: s, until: until})
+	c.opened.put(key, current, opened{s: s, until: until}, now)
 	return s, nil
 }
 

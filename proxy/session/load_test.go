@@ -92,9 +92,7 @@ func benchmarkLoad(b *testing.B, cold bool) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if cold {
-			store.opened.mu.Lock()
-			clear(store.opened.m)
-			store.opened.mu.Unlock()
+			store.opened.c.Purge()
 		}
 		if _, err := store.Load(context.Background(), r); err != nil {
 			b.Fatal(err)
