@@ -324,11 +324,11 @@ func (c *CookieStore) openParts(parts []string) (*Session, error) {
 		current = secrets[0]
 	}
 	now := c.now()
-	if e, ok := c.opened.get(key, current, now); ok {
-		if !now.Before(e.s.ExpiresAt(c.ttl)) {
+	if s, ok := c.opened.get(key, current, now); ok {
+		if !now.Before(s.ExpiresAt(c.ttl)) {
 			return nil, ErrExpired
 		}
-		return e.s, nil
+		return s, nil
 	}
 	joined := make([]byte, 0, total)
 	for _, p := range parts {
@@ -354,7 +354,7 @@ func (c *CookieStore) openParts(parts []string) (*Session, error) {
 	if !now.Before(s.ExpiresAt(c.ttl)) {
 		return nil, ErrExpired
 	}
-	c.opened.put(key, current, opened{s: s, until: until}, now)
+	c.opened.put(key, current, s, until, now)
 	return s, nil
 }
 

@@ -13,21 +13,19 @@ import (
 // passes, and a change of the cookie secrets empties it (a retired secret must stop opening
 // cookies at once). Cached sessions are shared and must not be modified by callers.
 type openedCache struct {
-	c *expiring.Cache[string, opened]
+	c *expiring.Cache[string, *opened] // until the expiry sealed with the session
 }
 
-// opened is a session, the expiry sealed with it, and the current secret when it was opened
-// (compared by identity).
+// opened is a session and the current secret when it was opened (compared by identity).
 type opened struct {
 	s      *Session
-	until  time.Time
 	secret []byte
 }
 
 const maxOpened = 4096
 
 func newOpenedCache(max int) *openedCache {
-	return &openedCache{c: expiring.New[string, opened](max, expiring.Evict)}
+	return &openedCache{c: expiring.New[string, *opened](max, expiring.Evict)}
 }
 
 // sameSecrets reports whether the keyring still holds the secrets the cache was filled with: the
@@ -36,19 +34,18 @@ func sameSecrets(a, b []byte) bool {
 	return len(a) > 0 && len(b) > 0 && &a[0] == &b[0] && len(a) == len(b)
 }
 
-func (o *openedCache) get(key string, current []byte, now time.Time) (opened, bool) {
+func (o *openedCache) get(key string, current []byte, now time.Time) (*Session, bool) {
 	e, ok := o.c.Get(key, now)
 	if !ok {
-		return opened{}, false
+		return nil, false
 	}
 	if !sameSecrets(e.secret, current) {
 		o.c.Purge() // the secrets changed: nothing opened before counts
-		return opened{}, false
+		return nil, false
 	}
-	return e, true
+	return e.s, true
 }
 
-func (o *openedCache) put(key string, current []byte, e opened, now time.Time) {
-	e.secret = current
-	o.c.Add(key, e, e.until, now)
+func (o *openedCache) put(key string, current []byte, s *Session, until, now time.Time) {
+	o.c.Add(key, &opened{s: s, secret: current}, until, now)
 }
