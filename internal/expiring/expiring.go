@@ -53,26 +53,23 @@ func New[K comparable, V any](size int, whenFull WhenFull) *Cache[K, V] {
 
 // Get returns k's value if it has not expired at now, and marks it used. An expired entry is
 // removed.
-func (c *Cache[K, V]) Get(k K, now time.Time) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.lru.Get(k)
-	if ok && e.live(now) {
-		return e.v, true
-	}
-	if ok {
-		c.lru.Remove(k)
-	}
-	var zero V
-	return zero, false
-}
+func (c *Cache[K, V]) Get(k K, now time.Time) (V, bool) { return c.lookup(k, now, true) }
 
 // Peek is Get without marking the entry used, so that entries leave in the order they were
 // added, however often they are read. An expired entry is removed.
-func (c *Cache[K, V]) Peek(k K, now time.Time) (V, bool) {
+func (c *Cache[K, V]) Peek(k K, now time.Time) (V, bool) { return c.lookup(k, now, false) }
+
+// lookup finds k; touch marks it the most recently used.
+func (c *Cache[K, V]) lookup(k K, now time.Time, touch bool) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.lru.Peek(k)
+	var e entry[V]
+	var ok bool
+	if touch {
+		e, ok = c.lru.Get(k)
+	} else {
+		e, ok = c.lru.Peek(k)
+	}
 	if ok && e.live(now) {
 		return e.v, true
 	}
