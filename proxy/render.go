@@ -52,22 +52,13 @@ func (p *Proxy) render(w http.ResponseWriter, r *http.Request, err error) {
 	if info != nil && p.unanswerable(r, info, err) {
 		return
 	}
-	var he *httpError
-	if !errors.As(err, &he) {
-		he = &httpError{status: http.StatusInternalServerError, code: "internal_error", err: err}
-	}
+	he := asHTTPError(err)
 	route := "unknown"
 	if info != nil {
 		route = info.route
 	}
 	p.m.errors.WithLabelValues(route, he.code).Inc()
-	level := slog.LevelInfo
-	switch {
-	case he.status >= 500:
-		level = slog.LevelError
-	case he.warn:
-		level = slog.LevelWarn
-	}
+	level := refusalLevel(he)
 	if he.err != nil || he.status >= 500 {
 		attrs := []slog.Attr{slog.Int("status", he.status), slog.String("code", he.code)}
 		if info != nil {
@@ -97,15 +88,25 @@ func (p *Proxy) render(w http.ResponseWriter, r *http.Request, err error) {
 	json.NewEncoder(w).Encode(map[string]string{"error": he.code})
 }
 
+// asHTTPError is err's status and public code; an error without one is an internal error.
+func asHTTPError(err error) *httpError {
+	if he, ok := errors.AsType[*httpError](err); ok {
+		return he
+	}
+	return &httpError{status: http.StatusInternalServerError, code: "internal_error", err: err}
+}
+
 // statusClientGone is what the access log and the request metrics record for a request whose client
 // went away before its answer was complete (nginx's "499 client closed request").
 const statusClientGone = 499
 
 // unanswerable handles an error that can no longer become a response, and reports whether err was
-// one: the client has gone (its connection failed, or it gave up), recorded as 499 and logged at
-// DEBUG only, since nothing is wrong here; or the response has already started, so an error answer
-// would be appended to a body the client takes for the real one: logged at ERROR, and the
-// connection is cut (ServeHTTP) so the client sees the answer broke off.
+// one. When the client has gone (its connection failed, or it gave up), the request is recorded
+// as 499; an error that its leaving caused is logged at DEBUG only, since nothing is wrong here,
+// while any other (Redis down while the browser gave up waiting) keeps its level. When the
+// response has already started, an error answer would be appended to a body the client takes for
+// the real one: it is logged at ERROR, and the connection is cut (ServeHTTP) so the client sees the
+// answer broke off. Neither counts in zdgate_http_errors_total, which counts answers given.
 func (p *Proxy) unanswerable(r *http.Request, info *reqInfo, err error) bool {
 	rec := info.rec
 	switch {
@@ -113,7 +114,11 @@ func (p *Proxy) unanswerable(r *http.Request, info *reqInfo, err error) bool {
 		return false
 	case clientGone(r, rec):
 		info.gone = true
-		p.logRequest(r, slog.LevelDebug, "client went away", slog.String("route", info.route), slog.String("cause", err.Error()))
+		level, msg := slog.LevelDebug, "client went away"
+		if !errors.Is(err, context.Canceled) && (rec.writeErr == nil || !errors.Is(err, rec.writeErr)) {
+			level, msg = refusalLevel(asHTTPError(err)), "request failed; its client had gone"
+		}
+		p.logRequest(r, level, msg, slog.String("route", info.route), slog.String("cause", err.Error()))
 		return true
 	case rec.wroteHeader:
 		info.abort = true
@@ -122,6 +127,18 @@ func (p *Proxy) unanswerable(r *http.Request, info *reqInfo, err error) bool {
 		return true
 	}
 	return false
+}
+
+// refusalLevel is the log level of a refusal: ERROR for a failure of zdgate or what it depends on,
+// WARN for something an operator must fix, INFO for a visitor's mistake.
+func refusalLevel(he *httpError) slog.Level {
+	switch {
+	case he.status >= 500:
+		return slog.LevelError
+	case he.warn:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
 }
 
 // clientGone reports whether the request's client has gone: a write to it failed, or net/http

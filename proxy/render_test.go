@@ -142,3 +142,43 @@ func TestFailureAfterTheResponseStarted(t *testing.T) {
 		t.Errorf("zdgate_http_errors_total{code=internal_error} = %v; want 0: no error answer was given", n)
 	}
 }
+
+// TestClientGoneBeforeTheAnswer: a client that gives up before zdgate answers is a 499 either way;
+// an error its leaving caused (the request's context ended) is logged at DEBUG only, while a real
+// failure that happened meanwhile (the session store down) keeps its ERROR line.
+func TestClientGoneBeforeTheAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		name, level string
+		fail        func(r *http.Request) error
+	}{
+		{"its leaving is the error", "DEBUG client went away", func(r *http.Request) error { return r.Context().Err() }},
+		{"a failure meanwhile", "ERROR request failed; its client had gone", func(*http.Request) error {
+			return errUnavailable("session_store_unavailable", errors.New("redis: connection refused"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &logSink{}
+			st := newStack(t, stackOpts{mutate: func(c *Config) { c.Logger = logs.logger() }})
+			entered := make(chan struct{})
+			st.proxy.mux.Handle("GET /test/wait", st.proxy.handle("/test/wait", func(w http.ResponseWriter, r *http.Request) error {
+				close(entered)
+				<-r.Context().Done() // the client has hung up
+				return tc.fail(r)
+			}))
+			conn, err := net.Dial("tcp", strings.TrimPrefix(st.front.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(conn, "GET /test/wait HTTP/1.1\r\nHost: zdgate.test\r\n\r\n")
+			<-entered
+			conn.Close()
+			waitLog(t, logs, tc.level, "route=/test/wait")
+			if line := waitLog(t, logs, "INFO request ", "route=/test/wait"); !strings.Contains(line, "status=499") {
+				t.Errorf("access line = %q; want status=499", line)
+			}
+			if n := counterValue(t, st.reg, "zdgate_http_errors_total", "code", "session_store_unavailable"); n != 0 {
+				t.Errorf("zdgate_http_errors_total = %v; want no answer counted", n)
+			}
+		})
+	}
+}
