@@ -194,7 +194,7 @@ func (c *Client) VerifyLogout(ctx context.Context, raw string) (Logout, error) {
 			return bad("expired %v ago", now.Sub(exp).Round(time.Second))
 		}
 	}
-	if !c.rememberJTI(lt.JTI, exp, now) {
+	if !c.rememberJTI(lt.JTI, iat, exp, now) {
 		return bad("jti was already used")
 	}
 	return Logout{Subject: lt.Subject, SID: lt.SID}, nil
@@ -224,29 +224,17 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// maxJTIs bounds the replay cache; entries leave it when their token has expired.
+// maxJTIs bounds the replay cache; entries leave it when their token can no longer pass.
 const maxJTIs = 100_000
 
-func (c *Client) rememberJTI(jti string, exp, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, seen := c.seenJTIs[jti]; seen {
-		return false
+// rememberJTI records a logout token's jti, or reports false if it was seen before (a replay) or
+// the replay cache is full of tokens that could still pass: refuse rather than forget. An entry is
+// kept while a replay would pass the other checks: until exp, and no longer than iat stays within
+// the allowed skew.
+func (c *Client) rememberJTI(jti string, iat, exp, now time.Time) bool {
+	until := iat.Add(c.cfg.LogoutSkew + time.Nanosecond)
+	if !exp.IsZero() && exp.Before(until) {
+		until = exp
 	}
-	if len(c.seenJTIs) >= maxJTIs {
-		for k, e := range c.seenJTIs {
-			if e.Before(now) {
-				delete(c.seenJTIs, k)
-			}
-		}
-		if len(c.seenJTIs) >= maxJTIs {
-			return false // flooded: refuse rather than forget
-		}
-	}
-	keep := exp
-	if min := now.Add(c.cfg.LogoutSkew); keep.Before(min) {
-		keep = min
-	}
-	c.seenJTIs[jti] = keep
-	return true
+	return c.seenJTIs.AddNew(jti, struct{}{}, until, now)
 }

@@ -11,12 +11,13 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/zdgate/zdgate/internal/expiring"
 )
 
 // Config is the IdP client. Issuer, ClientID and RedirectURL are required.
@@ -36,7 +37,7 @@ type Config struct {
 	// of the IdP (a third-party app the user once signed in to), is taken as the user's
 	// credential for Zendesk. Off, such tokens are refused with ErrAudience.
 	InsecureBearerUserinfo bool
-	// HTTPClient makes every IdP call; it must have a timeout. Default: 10 s timeout.
+	// HTTPClient makes every IdP call; it must have a timeout. Default: DefaultTimeout.
 	HTTPClient *http.Client
 	// Now is the clock for token expiry checks.
 	Now func() time.Time
@@ -61,8 +62,7 @@ type Client struct {
 	config trackConfig
 	brk    *breaker // nil when FailFast is off
 
-	mu       sync.Mutex
-	seenJTIs map[string]time.Time // back-channel logout replay guard
+	seenJTIs *expiring.Cache[string, struct{}] // back-channel logout replay guard
 }
 
 // provider is everything learnt from discovery; swapped atomically once loaded.
@@ -104,7 +104,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.Scopes = []string{gooidc.ScopeOpenID, "email", "profile", gooidc.ScopeOfflineAccess}
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		cfg.HTTPClient = &http.Client{Timeout: DefaultTimeout}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -127,7 +127,19 @@ func New(cfg Config) (*Client, error) {
 		hc.Transport = brk
 		cfg.HTTPClient = &hc
 	}
-	return &Client{cfg: cfg, brk: brk, seenJTIs: map[string]time.Time{}}, nil
+	return &Client{cfg: cfg, brk: brk, seenJTIs: expiring.New[string, struct{}](maxJTIs, expiring.Refuse)}, nil
+}
+
+// DefaultTimeout bounds one IdP call when Config.HTTPClient is not given.
+const DefaultTimeout = 10 * time.Second
+
+// Timeout is the longest one IdP call may take (the HTTP client's timeout; DefaultTimeout when it
+// sets none), so that callers can bound work that waits on the IdP.
+func (c *Client) Timeout() time.Duration {
+	if t := c.cfg.HTTPClient.Timeout; t > 0 {
+		return t
+	}
+	return DefaultTimeout
 }
 
 type callKey struct{}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"time"
 )
@@ -51,8 +52,11 @@ func (c *Client) identity(claims map[string]any) Identity {
 }
 
 // identityFrom builds an Identity from merged claims. The verification flag is read from
-// verifiedClaim (default email_verified) with the rule of Verified, and written back as the JSON
-// boolean claims["email_verified"], which is all the token mapping reads.
+// verifiedClaim (default email_verified) with the rule of Verified, and Identity.Claims says it as
+// the JSON boolean claims["email_verified"], which is all the token mapping reads. claims itself is
+// never written: it may be a session's, shared by every request that carries the same cookie. When
+// its flag disagrees (an IdP that sends "true" as a string, a session sealed before
+// --email-verified-claim changed), Identity.Claims is a copy with the flag normalised.
 func identityFrom(claims map[string]any, groupsClaim, verifiedClaim string) Identity {
 	if verifiedClaim == "" {
 		verifiedClaim = defaultEmailVerifiedClaim
@@ -66,7 +70,8 @@ func identityFrom(claims map[string]any, groupsClaim, verifiedClaim string) Iden
 	id.EmailVerified = id.Email != "" && Verified(claims[verifiedClaim])
 	if v, ok := claims["email_verified"]; ok || verifiedClaim != defaultEmailVerifiedClaim {
 		if b, isBool := v.(bool); !isBool || b != id.EmailVerified {
-			claims["email_verified"] = id.EmailVerified // normalised once, when first confirmed
+			id.Claims = maps.Clone(claims)
+			id.Claims["email_verified"] = id.EmailVerified
 		}
 	}
 	if groupsClaim == "" {

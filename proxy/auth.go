@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
-
 	"github.com/zdgate/zdgate/oidc"
 	"github.com/zdgate/zdgate/proxy/session"
 )
@@ -17,13 +15,13 @@ import (
 // errNoSession means the request carries no usable session: anonymous.
 var errNoSession = errUnauthorized("unauthenticated", nil)
 
-// authenticate loads the session of r, re-checks it at the IdP when its last confirmation is older
-// than --recheck-interval (one IdP call per session at a time), applies the access rules again, and
-// writes a changed session back. It returns errNoSession for anonymous requests, 401 after a
-// revocation (the session is ended), 403 when the rules no longer admit the user, and 503 when the
-// IdP cannot confirm past --recheck-grace.
+// authenticate loads the session of r, confirms it (see decide), builds its identity once, applies
+// the access rules once, and writes a changed session back. It returns errNoSession for anonymous
+// requests, 401 after a revocation (the session is ended), 403 when the rules no longer admit the
+// user, and 503 when the IdP cannot confirm past --recheck-grace.
 func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request) (*session.Session, oidc.Identity, error) {
-	s, err := p.cfg.Sessions.Load(r)
+	ctx := r.Context()
+	s, err := p.cfg.Sessions.Load(ctx, r)
 	switch {
 	case err == nil:
 	case errors.Is(err, session.ErrNotFound):
@@ -44,168 +42,111 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request) (*session.S
 		p.dropSession(w, r)
 		return nil, oidc.Identity{}, errUnauthorized("unauthenticated", err)
 	}
-	c, err := p.confirm(w, r, pv, s)
+	c, err := p.confirm(ctx, r, pv, s)
 	if err != nil {
-		if oidc.KindOf(err) == oidc.Revoked || isPolicy(err) {
+		if oidc.KindOf(err) == oidc.Revoked {
 			p.dropSession(w, r)
 		}
 		return nil, oidc.Identity{}, err
 	}
-	if c.changed && !c.saved {
-		if err := p.cfg.Sessions.Save(w, r, c.Session); err != nil {
+	id := pv.OIDC.IdentityOf(c.s.Claims)
+	if err := p.policy(pv, id); err != nil {
+		p.dropSession(w, r)
+		return nil, oidc.Identity{}, err
+	}
+	if c.save {
+		if err := p.cfg.Sessions.Save(ctx, w, r, c.s); err != nil {
 			return nil, oidc.Identity{}, errUnavailable("session_store_unavailable", err)
 		}
 	}
-	id := pv.OIDC.IdentityOf(c.Claims)
-	setSub(r.Context(), id.Subject)
-	return c.Session, id, nil
+	setSub(ctx, id.Subject)
+	return c.s, id, nil
 }
 
-// confirmed is a session after confirm; changed says it must be written back, saved that the
-// shared store already has it.
-type confirmed struct {
-	*session.Session
-	changed, saved bool
+// freshness is the rule for how long an IdP confirmation vouches for a session: one made at t is
+// fresh while now - t < --recheck-interval, and due for a re-check from then on.
+type freshness time.Duration
+
+func (f freshness) fresh(confirmedAt, now time.Time) bool {
+	return now.Sub(confirmedAt) < time.Duration(f)
 }
 
-// locker is a session store shared by replicas (Redis): a re-check holds its lock, so two replicas
-// never spend the same rotating refresh token.
-type locker interface {
-	Lock(ctx context.Context, sessionID string, ttl time.Duration) (unlock func(), err error)
+// verdict is what confirm decides to do with a session.
+type verdict int
+
+const (
+	// useCookie: the cookie's own confirmation is fresh; serve it as it is.
+	useCookie verdict = iota
+	// useShared: a re-check of this session on this replica answers for the cookie: a
+	// confirmation newer than the cookie's that is still fresh, or the end of the session.
+	useShared
+	// recheckNow: the session is due; confirm it at the IdP, once per session at a time.
+	recheckNow
+)
+
+// decision is a verdict and what it applies to.
+type decision struct {
+	verdict verdict
+	shared  *checkResult     // useShared: the re-check that answers
+	base    *session.Session // recheckNow: the state to re-check from
 }
 
-// confirm re-checks s at the IdP if its confirmation is stale. Concurrent requests of one session
-// share one IdP call (singleflight), and the result is remembered for requests that still carry the
-// pre-refresh cookie, so a rotated refresh token is never presented twice.
-func (p *Proxy) confirm(w http.ResponseWriter, r *http.Request, pv *provider, s *session.Session) (confirmed, error) {
-	ctx := r.Context()
-	now := p.cfg.Now()
-	if now.Sub(s.ConfirmedAt) < p.cfg.RecheckInterval {
-		return confirmed{Session: s}, p.policy(pv, pv.OIDC.IdentityOf(s.Claims))
+// decide applies the freshness rule to s, with what this replica remembers of its re-checks.
+// Requests of one browser that still carry the cookie from before a refresh (concurrent tabs, a
+// retry) are answered by that refresh; and a due re-check starts from the newest state known here,
+// never from a stale cookie whose refresh token was rotated away since (presenting it again would
+// make an IdP with reuse detection revoke the whole grant).
+func (p *Proxy) decide(s *session.Session, now time.Time) decision {
+	if p.fresh.fresh(s.ConfirmedAt, now) {
+		return decision{verdict: useCookie}
 	}
-	if fresh, ok := p.recent.get(s.ID, now, p.cfg.RecheckInterval); ok && fresh.ConfirmedAt.After(s.ConfirmedAt) {
-		if fresh.err != nil {
-			return confirmed{}, fresh.err
-		}
-		return confirmed{Session: fresh.Session, changed: true, saved: fresh.saved}, p.policy(pv, pv.OIDC.IdentityOf(fresh.Claims))
-	}
-	if latest := p.recent.latest(s.ID, now); latest != nil && latest.ConfirmedAt.After(s.ConfirmedAt) {
-		// This cookie is older than the session's latest confirmation on this replica: its
-		// refresh token was rotated since, and presenting it again would make an IdP with reuse
-		// detection revoke the whole grant. Re-check from the latest state instead.
-		s = latest
-	}
-	v, _, _ := p.flight.Do(s.ID, func() (any, error) {
-		// Detached from the request that happened to start it: others are waiting on the answer.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		res := p.recheckShared(cctx, w, r, pv, s)
-		p.recent.put(s.ID, res, p.cfg.Now())
-		return res, nil
-	})
-	res := v.(*checkResult)
-	if res.err != nil {
-		if oidc.KindOf(res.err) == oidc.Unavailable && p.cfg.RecheckGrace > 0 && now.Sub(s.ConfirmedAt) < p.cfg.RecheckGrace {
-			// Bridge a short IdP outage with the last confirmation, as configured.
-			return confirmed{Session: s}, p.policy(pv, pv.OIDC.IdentityOf(s.Claims))
-		}
-		return confirmed{}, res.err
-	}
-	return confirmed{Session: res.Session, changed: true, saved: res.saved}, p.policy(pv, pv.OIDC.IdentityOf(res.Claims))
-}
-
-// recheckShared re-checks s; with a shared store it first takes the session's lock and looks again,
-// because another replica may have refreshed it meanwhile, and saves before unlocking.
-func (p *Proxy) recheckShared(ctx context.Context, w http.ResponseWriter, r *http.Request, pv *provider, s *session.Session) *checkResult {
-	lk, ok := p.cfg.Sessions.(locker)
-	if !ok {
-		return p.recheck(ctx, pv, s)
-	}
-	unlock, err := lk.Lock(ctx, s.ID, 30*time.Second)
-	if err != nil {
-		return &checkResult{ConfirmedAt: s.ConfirmedAt, err: errUnavailable("session_store_unavailable", err)}
-	}
-	defer unlock()
-	cur, err := p.cfg.Sessions.Load(r)
+	last, good := p.recent.get(s.ID, now)
 	switch {
-	case err == nil && p.cfg.Now().Sub(cur.ConfirmedAt) < p.cfg.RecheckInterval:
-		return &checkResult{Session: cur, ConfirmedAt: cur.ConfirmedAt, saved: true} // another replica did it
-	case err == nil:
-		s = cur
-	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrRevoked), errors.Is(err, session.ErrInvalid):
-		return &checkResult{ConfirmedAt: p.cfg.Now(), err: errUnauthorized("session_revoked", err), ended: true}
-	default:
-		return &checkResult{ConfirmedAt: s.ConfirmedAt, err: errUnavailable("session_store_unavailable", err)}
+	case last == nil:
+	case last.outcome == ended:
+		return decision{verdict: useShared, shared: last}
+	case last.outcome == confirmed && last.s.ConfirmedAt.After(s.ConfirmedAt) && p.fresh.fresh(last.s.ConfirmedAt, now):
+		return decision{verdict: useShared, shared: last}
 	}
-	res := p.recheck(ctx, pv, s)
-	if res.err == nil {
-		if err := p.cfg.Sessions.Save(w, r, res.Session); err != nil {
-			return &checkResult{ConfirmedAt: s.ConfirmedAt, err: errUnavailable("session_store_unavailable", err)}
-		}
-		res.saved = true
+	if good != nil && good.ConfirmedAt.After(s.ConfirmedAt) {
+		return decision{verdict: recheckNow, base: good}
 	}
-	return res
+	return decision{verdict: recheckNow, base: s}
 }
 
-// checkResult is one IdP re-check of a session: the updated copy, or why it failed.
-type checkResult struct {
-	*session.Session
-	ConfirmedAt time.Time
-	err         error
-	saved       bool // already written to the shared store
-	ended       bool // the IdP (or the shared store) says the session is over: final
+// confirmation is the state a request is served with; save says the request must write it back
+// (its cookie holds an older state, and no shared store has it yet).
+type confirmation struct {
+	s    *session.Session
+	save bool
 }
 
-func (p *Proxy) recheck(ctx context.Context, pv *provider, s *session.Session) *checkResult {
-	t := oidc.Tokens{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, IDToken: s.IDToken, Expiry: s.TokenExpiry}
-	kind := "userinfo"
-	if s.RefreshToken != "" {
-		kind = "refresh"
+// confirm carries out decide's verdict for s. A failed re-check is bridged with the last
+// confirmation while --recheck-grace allows, if the IdP could not answer.
+func (p *Proxy) confirm(ctx context.Context, r *http.Request, pv *provider, s *session.Session) (confirmation, error) {
+	now := p.cfg.Now()
+	d := p.decide(s, now)
+	switch d.verdict {
+	case useCookie:
+		return confirmation{s: s}, nil
+	case useShared:
+		return d.shared.use()
 	}
-	ctx, traced := p.traceRecheck(ctx, kind)
-	id, nt, err := pv.OIDC.Recheck(ctx, t, s.Subject)
-	traced(resultOf(err))
-	pv.m.idpChecks.WithLabelValues(kind, resultOf(err)).Inc()
+	res, err := p.recheckOnce(ctx, r, pv, d.base)
 	if err != nil {
-		if oidc.KindOf(err) == oidc.Revoked {
-			pv.m.sessionsEnded.WithLabelValues("revoked").Inc()
-			return &checkResult{ConfirmedAt: p.cfg.Now(), err: errUnauthorized("session_revoked", err), ended: true}
-		}
-		// Unavailable, or an answer that did not verify: fail closed, keep the session, retry next time.
-		return &checkResult{ConfirmedAt: s.ConfirmedAt, err: wrapUnavailable(err)}
+		return confirmation{}, err
 	}
-	ns := *s
-	ns.Claims = id.Claims
-	ns.AccessToken, ns.RefreshToken, ns.IDToken, ns.TokenExpiry = nt.AccessToken, nt.RefreshToken, nt.IDToken, nt.Expiry
-	ns.ConfirmedAt = p.cfg.Now()
-	return &checkResult{Session: &ns, ConfirmedAt: ns.ConfirmedAt}
-}
-
-// wrapUnavailable keeps the oidc Kind visible to callers (errors.As) while rendering a 503:
-// idp_misconfigured when the IdP refuses zdgate's own client, else idp_unavailable.
-func wrapUnavailable(err error) error {
-	if oidc.IsMisconfigured(err) {
-		return &httpError{status: http.StatusServiceUnavailable, code: "idp_misconfigured", err: err}
+	if res.outcome == failed && oidc.KindOf(res.err) == oidc.Unavailable && p.cfg.RecheckGrace > 0 && now.Sub(d.base.ConfirmedAt) < p.cfg.RecheckGrace {
+		// Bridge a short IdP outage with the last confirmation, as configured.
+		return confirmation{s: d.base}, nil
 	}
-	return &httpError{status: http.StatusServiceUnavailable, code: "idp_unavailable", err: err}
-}
-
-func resultOf(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	return oidc.KindOf(err).String()
+	return res.use()
 }
 
 // errPolicy marks a user the access rules refuse.
 type policyError struct{ reason string }
 
 func (e *policyError) Error() string { return "access rules: " + e.reason }
-
-func isPolicy(err error) bool {
-	var pe *policyError
-	return errors.As(err, &pe)
-}
 
 // policy applies --allowed-email-domain and --allowed-group (pv's) to a confirmed identity.
 func (p *Proxy) policy(pv *provider, id oidc.Identity) error {
@@ -231,56 +172,4 @@ func emailDomain(email string) (string, bool) {
 		return "", false
 	}
 	return strings.ToLower(strings.TrimSuffix(domain, ".")), true
-}
-
-// recentChecks remembers, per session, the latest re-check's result and the newest state the IdP
-// confirmed on this replica, for up to the session TTL, the least recently used dropped beyond its
-// size. Requests with a cookie from before a re-check use them: a fresh result as it is, an ended
-// session as final (replays of a dead cookie cost no IdP call and are not counted again), and an
-// older state as the base of the next re-check (never a rotated-away refresh token).
-type recentChecks struct {
-	ttl time.Duration
-	c   *lru.Cache[string, recentEntry]
-}
-
-type recentEntry struct {
-	last *checkResult     // the latest re-check
-	good *session.Session // the newest state the IdP confirmed, nil if none yet
-	at   time.Time        // when last was stored
-}
-
-func newRecentChecks(size int, ttl time.Duration) *recentChecks {
-	c, _ := lru.New[string, recentEntry](size) // only fails for size <= 0
-	return &recentChecks{ttl: ttl, c: c}
-}
-
-// get returns the latest result for id while it is usable: an ended session within the TTL, any
-// other result until it is fresh (the recheck interval) old.
-func (rc *recentChecks) get(id string, now time.Time, fresh time.Duration) (*checkResult, bool) {
-	e, ok := rc.c.Get(id)
-	if !ok || e.last == nil || now.Sub(e.at) >= rc.ttl {
-		return nil, false
-	}
-	if e.last.ended || now.Sub(e.last.ConfirmedAt) < fresh {
-		return e.last, true
-	}
-	return nil, false
-}
-
-// latest is the newest confirmed state of id on this replica, or nil.
-func (rc *recentChecks) latest(id string, now time.Time) *session.Session {
-	e, ok := rc.c.Get(id)
-	if !ok || now.Sub(e.at) >= rc.ttl {
-		return nil
-	}
-	return e.good
-}
-
-func (rc *recentChecks) put(id string, r *checkResult, now time.Time) {
-	e, _ := rc.c.Get(id)
-	e.last, e.at = r, now
-	if r.err == nil && r.Session != nil {
-		e.good = r.Session
-	}
-	rc.c.Add(id, e)
 }

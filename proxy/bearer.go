@@ -8,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/time/rate"
-
+	"github.com/zdgate/zdgate/internal/expiring"
 	"github.com/zdgate/zdgate/oidc"
 )
 
@@ -47,7 +45,7 @@ func (p *Proxy) bearerUser(r *http.Request, tok string) (*provider, oidc.Identit
 	}
 	key := sha256.Sum256([]byte(tok))
 	now := p.cfg.Now()
-	if e, ok := p.bearers.get(key, now); ok {
+	if e, ok := p.bearers.Get(key, now); ok {
 		if e.err != nil {
 			return nil, oidc.Identity{}, bearerRefusal(e.err)
 		}
@@ -68,9 +66,9 @@ func (p *Proxy) bearerUser(r *http.Request, tok string) (*provider, oidc.Identit
 			if !t.Expiry.IsZero() && t.Expiry.Before(until) {
 				until = t.Expiry
 			}
-			p.bearers.put(key, bearerEntry{id: id, until: until})
+			p.bearers.Add(key, bearerEntry{id: id}, until, now)
 		case oidc.KindOf(err) != oidc.Unavailable:
-			p.bearers.put(key, bearerEntry{err: err, until: now.Add(bearerRefusalTTL)})
+			p.bearers.Add(key, bearerEntry{err: err}, now.Add(bearerRefusalTTL), now)
 		}
 		return bearerResult{id, err}, nil
 	})
@@ -104,57 +102,13 @@ type bearerResult struct {
 
 // bearerCache remembers bearer tokens by hash: confirmed (id) or refused (err), each until its
 // time by the injected clock, the least recently used dropped beyond its size.
-type bearerCache struct {
-	c *lru.Cache[[32]byte, bearerEntry]
-}
+type bearerCache = expiring.Cache[[32]byte, bearerEntry]
 
 type bearerEntry struct {
-	id    oidc.Identity
-	err   error // the refusal, when not confirmed
-	until time.Time
+	id  oidc.Identity
+	err error // the refusal, when not confirmed
 }
 
 func newBearerCache(size int) *bearerCache {
-	c, _ := lru.New[[32]byte, bearerEntry](size) // only fails for size <= 0
-	return &bearerCache{c}
-}
-
-func (b *bearerCache) get(k [32]byte, now time.Time) (bearerEntry, bool) {
-	e, ok := b.c.Get(k)
-	if !ok {
-		return bearerEntry{}, false
-	}
-	if !now.Before(e.until) {
-		b.c.Remove(k)
-		return bearerEntry{}, false
-	}
-	return e, true
-}
-
-func (b *bearerCache) put(k [32]byte, e bearerEntry) { b.c.Add(k, e) }
-
-// clientLimits is --bearer-rate-limit: a token bucket per client address (trust.clientIP) for the
-// bearer checks that reach the IdP, the least recently seen addresses forgotten beyond its size.
-type clientLimits struct {
-	every rate.Limit // 0: no limit
-	burst int
-	c     *lru.Cache[string, *rate.Limiter]
-}
-
-func newClientLimits(perSecond float64, size int) *clientLimits {
-	l := &clientLimits{every: rate.Limit(perSecond), burst: max(1, int(2*perSecond))}
-	l.c, _ = lru.New[string, *rate.Limiter](size)
-	return l
-}
-
-func (l *clientLimits) allow(client string, now time.Time) bool {
-	if l.every <= 0 {
-		return true
-	}
-	lim, ok := l.c.Get(client)
-	if !ok {
-		lim = rate.NewLimiter(l.every, l.burst)
-		l.c.Add(client, lim)
-	}
-	return lim.AllowN(now, 1)
+	return expiring.New[[32]byte, bearerEntry](size, expiring.Evict)
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -132,7 +133,7 @@ func BenchmarkTokenRoute(b *testing.B) {
 		signer := st.proxy.cfg.Signers[tokens.Messaging]
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			s, err := st.store.Load(newReq())
+			s, err := st.store.Load(context.Background(), newReq())
 			if err != nil {
 				b.Fatal(err)
 			}

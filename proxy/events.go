@@ -7,10 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // The widget events the loader reports to POST /zendesk/events, each with the reasons counted
@@ -38,7 +35,7 @@ const (
 	// Each client IP may report eventBurst events at once and one every eventEvery after that.
 	eventEvery  = 6 * time.Second
 	eventBurst  = 10
-	maxLimiters = 10_000
+	maxLimiters = 10_000 // client addresses remembered, by each limiter
 )
 
 // widgetEvent is the JSON body of a report. Unknown fields are ignored.
@@ -119,35 +116,4 @@ func sanitizeLabel(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// eventLimiter holds one token bucket per client IP, at most maxLimiters of them. A full table
-// first drops the buckets that are full again (clients that went quiet); if it is still full, new
-// clients are refused until some do, so the table never grows without bound.
-type eventLimiter struct {
-	mu sync.Mutex
-	m  map[string]*rate.Limiter
-}
-
-func newEventLimiter() *eventLimiter { return &eventLimiter{m: map[string]*rate.Limiter{}} }
-
-func (l *eventLimiter) allow(client string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim, ok := l.m[client]
-	if !ok {
-		if len(l.m) >= maxLimiters {
-			for k, v := range l.m {
-				if v.TokensAt(now) >= eventBurst {
-					delete(l.m, k)
-				}
-			}
-			if len(l.m) >= maxLimiters {
-				return false
-			}
-		}
-		lim = rate.NewLimiter(rate.Every(eventEvery), eventBurst)
-		l.m[client] = lim
-	}
-	return lim.AllowN(now, 1)
 }

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/zdgate/zdgate/internal/expiring"
 	"github.com/zdgate/zdgate/oidc/oidctest"
 )
 
@@ -118,7 +121,7 @@ func TestWidgetEventsRateLimitedPerClient(t *testing.T) {
 }
 
 func TestEventLimiterBounded(t *testing.T) {
-	l := newEventLimiter()
+	l := newClientLimits(rate.Every(eventEvery), eventBurst, maxLimiters, expiring.Refuse)
 	now := time.Unix(1e9, 0)
 	for i := range maxLimiters {
 		l.allow(string(rune(i)), now)
@@ -127,8 +130,8 @@ func TestEventLimiterBounded(t *testing.T) {
 		t.Fatal("a full table of busy clients admitted a new one")
 	}
 	// Once the clients are quiet (their buckets full again) they make room.
-	if !l.allow("new", now.Add(eventEvery*eventBurst)) || len(l.m) > maxLimiters {
-		t.Fatalf("table of %d after the clients went quiet; want room for a new client", len(l.m))
+	if !l.allow("new", now.Add(eventEvery*eventBurst)) || l.c.Len() > maxLimiters {
+		t.Fatalf("table of %d after the clients went quiet; want room for a new client", l.c.Len())
 	}
 }
 

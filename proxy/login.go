@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/zdgate/zdgate/oidc"
@@ -112,7 +111,7 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) error {
 	if err := json.Unmarshal(plain, &ls); err != nil || ls.State != state {
 		return errBadRequest("login_failed", errors.New("state does not match the login cookie"))
 	}
-	if !p.states.use(state, p.cfg.Now()) {
+	if now := p.cfg.Now(); !p.states.AddNew(state, struct{}{}, now.Add(loginTTL), now) {
 		return errBadRequest("login_expired", errors.New("state replayed"))
 	}
 	pv := p.providers.byID[ls.Provider]
@@ -143,7 +142,7 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) error {
 		AccessToken: toks.AccessToken, RefreshToken: toks.RefreshToken, IDToken: toks.IDToken, TokenExpiry: toks.Expiry,
 		CreatedAt: now, ConfirmedAt: now, Provider: pv.ID,
 	}
-	if err := p.cfg.Sessions.Save(w, r, s); err != nil {
+	if err := p.cfg.Sessions.Save(r.Context(), w, r, s); err != nil {
 		return errUnavailable("session_store_unavailable", err)
 	}
 	setSub(r.Context(), id.Subject)
@@ -228,33 +227,4 @@ func (p *Proxy) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 	pv.m.sessionsEnded.WithLabelValues("backchannel").Inc()
 	w.WriteHeader(http.StatusOK)
 	return nil
-}
-
-// usedStates refuses a login state seen before, even if its cookie is presented again.
-type usedStates struct {
-	mu  sync.Mutex
-	max int
-	m   map[string]time.Time
-}
-
-func newUsedStates(max int) *usedStates { return &usedStates{max: max, m: map[string]time.Time{}} }
-
-func (u *usedStates) use(state string, now time.Time) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if _, seen := u.m[state]; seen {
-		return false
-	}
-	if len(u.m) >= u.max {
-		for k, t := range u.m {
-			if now.Sub(t) > loginTTL {
-				delete(u.m, k)
-			}
-		}
-		if len(u.m) >= u.max { // flooded: forget the oldest half is not possible cheaply; clear all
-			clear(u.m)
-		}
-	}
-	u.m[state] = now
-	return true
 }

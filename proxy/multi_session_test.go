@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -231,7 +232,7 @@ func TestMultiSessionOfNoProvider(t *testing.T) {
 		s := &session.Session{ID: session.NewID(), Subject: "u-1", Claims: map[string]any{"sub": "u-1"},
 			CreatedAt: ms.clock.Now(), ConfirmedAt: ms.clock.Now(), Provider: provider}
 		rec := httptest.NewRecorder()
-		if err := ms.store.Save(rec, httptest.NewRequest("GET", "/", nil), s); err != nil {
+		if err := ms.store.Save(context.Background(), rec, httptest.NewRequest("GET", "/", nil), s); err != nil {
 			t.Fatal(err)
 		}
 		req, _ := http.NewRequest("GET", ms.front+"/zendesk/token", nil)

@@ -208,7 +208,7 @@ func (ms *multiStack) sessionAt(c *http.Client, base string) (*session.Session, 
 	for _, ck := range c.Jar.Cookies(u) {
 		req.AddCookie(ck)
 	}
-	return ms.store.Load(req)
+	return ms.store.Load(context.Background(), req)
 }
 
 // idpCalls is every call an oidctest IdP counted.

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
 	"net/http"
@@ -315,4 +317,13 @@ func (ps *providerSet) refusedEverywhere() string {
 		causes = append(causes, pv.ID+": "+err.Error())
 	}
 	return "every identity provider refuses zdgate's client (check each provider's oidc-client-id and oidc-client-secret): " + strings.Join(causes, "; ") + "\n"
+}
+
+// idpTimeout is the longest one IdP call of any provider may take, for the re-check budget.
+func (ps *providerSet) idpTimeout() time.Duration {
+	var t time.Duration
+	for _, pv := range ps.list {
+		t = max(t, pv.OIDC.Timeout())
+	}
+	return t
 }

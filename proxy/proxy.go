@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
+	"github.com/zdgate/zdgate/internal/expiring"
 	"github.com/zdgate/zdgate/oidc"
 	"github.com/zdgate/zdgate/proxy/inject"
 	"github.com/zdgate/zdgate/proxy/session"
@@ -108,12 +111,14 @@ type Proxy struct {
 	providers *providerSet
 
 	flight       singleflight.Group // one IdP re-check per session at a time
+	fresh        freshness          // --recheck-interval
+	budget       recheckBudget      // bounds of a re-check
 	recent       *recentChecks      // results of re-checks, for requests still carrying the old cookie
 	bearers      *bearerCache
-	limits       *clientLimits
-	states       *usedStates
-	invalid      *routeMetrics // series of requests refused before routing (bad path)
-	eventLimits  *eventLimiter
+	limits       *clientLimits                     // --bearer-rate-limit
+	states       *expiring.Cache[string, struct{}] // login states already used: a replay is refused
+	invalid      *routeMetrics                     // series of requests refused before routing (bad path)
+	eventLimits  *clientLimits                     // widget event reports
 	ready        func() bool
 	shuttingDown sync.Once
 	draining     chan struct{}
@@ -183,11 +188,13 @@ func New(cfg Config) (*Proxy, error) {
 		trust:       trust(cfg.TrustedProxies),
 		skip:        pathRules(cfg.SkipAuth),
 		injSkip:     pathRules(cfg.InjectSkip),
+		fresh:       freshness(cfg.RecheckInterval),
+		budget:      newRecheckBudget(providers.idpTimeout(), cfg.Sessions),
 		recent:      newRecentChecks(10_000, cfg.SessionTTL),
 		bearers:     newBearerCache(10_000),
-		limits:      newClientLimits(cfg.BearerRateLimit, 10_000),
-		states:      newUsedStates(10_000),
-		eventLimits: newEventLimiter(),
+		limits:      newClientLimits(rate.Limit(cfg.BearerRateLimit), int(2*cfg.BearerRateLimit), 10_000, expiring.Evict),
+		states:      expiring.New[string, struct{}](10_000, expiring.Evict),
+		eventLimits: newClientLimits(rate.Every(eventEvery), eventBurst, maxLimiters, expiring.Refuse),
 		draining:    make(chan struct{}),
 		providers:   providers,
 	}
@@ -244,16 +251,20 @@ func (p *Proxy) routes() *http.ServeMux {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.entry.ServeHTTP(w, r) }
 
 // serve normalises the path once, then routes. A path that cannot be normalised is refused
-// before any rule sees it.
+// before any rule sees it. Every request gets its access line and metrics, also one that ends in
+// a panic (the reverse proxy aborts a response whose copy failed with http.ErrAbortHandler): the
+// panic goes on to net/http afterwards, which cuts the connection.
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	start := p.cfg.Now()
 	id := p.requestID(r)
 	w.Header()["X-Request-Id"] = []string{id}
 	st := &reqState{rec: recorder{ResponseWriter: w, code: http.StatusOK}, info: reqInfo{id: id, route: "upstream"}}
 	rw, info := &st.rec, &st.info
+	info.rec = rw
 	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 
 	norm, err := normalizePath(r.URL.EscapedPath())
+	var panicked any
 	if err != nil {
 		info.route, info.metrics = "invalid", p.invalid
 		p.render(rw, r, errBadRequest("bad_path", err))
@@ -268,23 +279,46 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 			r2.URL = &u
 			r = &r2
 		}
-		p.mux.ServeHTTP(rw, r)
+		panicked = p.route(rw, r)
 	}
 	end := p.cfg.Now()
 	d := end.Sub(start)
 	if info.metrics == nil || info.metrics.route != info.route {
 		info.metrics = p.m.route(info.route)
 	}
-	info.metrics.observe(rw.code, d)
+	status := rw.code
+	switch {
+	case info.gone, panicked != nil && clientGone(r, rw):
+		status = statusClientGone
+	case panicked == http.ErrAbortHandler:
+		p.logRequest(r, slog.LevelWarn, "response cut off: the upstream's answer broke off mid-body", slog.String("route", info.route))
+	case panicked != nil:
+		status = http.StatusInternalServerError
+		p.logRequest(r, slog.LevelError, "panic", slog.String("route", info.route), slog.Any("panic", panicked), slog.String("stack", string(debug.Stack())))
+	}
+	info.metrics.observe(status, d)
 	if p.tr != nil {
 		p.tr.routed(r, info, p.trust.clientIP(r))
 	}
-	p.accessLog(r, info, rw, norm, end, d)
+	p.accessLog(r, info, rw, status, norm, end, d)
+	switch {
+	case panicked != nil:
+		panic(panicked)
+	case info.abort:
+		panic(http.ErrAbortHandler) // the answer is broken: net/http cuts the connection
+	}
+}
+
+// route serves r, recovering a panic so that ServeHTTP can log the request before re-raising it.
+func (p *Proxy) route(w http.ResponseWriter, r *http.Request) (panicked any) {
+	defer func() { panicked = recover() }()
+	p.mux.ServeHTTP(w, r)
+	return nil
 }
 
 // accessLog writes the request's access line. It hands the record straight to the handler: the
 // logger's call-site lookup (runtime.Callers) costs more than the line itself and is never shown.
-func (p *Proxy) accessLog(r *http.Request, info *reqInfo, rw *recorder, norm string, now time.Time, d time.Duration) {
+func (p *Proxy) accessLog(r *http.Request, info *reqInfo, rw *recorder, status int, norm string, now time.Time, d time.Duration) {
 	h := p.log.Handler()
 	if !h.Enabled(r.Context(), slog.LevelInfo) {
 		return
@@ -295,7 +329,7 @@ func (p *Proxy) accessLog(r *http.Request, info *reqInfo, rw *recorder, norm str
 		slog.String("method", sanitizeMethod(r.Method)),
 		slog.String("route", info.route),
 		slog.String("path", truncate(norm, 256)),
-		slog.Int("status", rw.code),
+		slog.Int("status", status),
 		slog.Int64("bytes", rw.bytes),
 		slog.Duration("duration", d),
 		slog.String("client", p.trust.clientIP(r)),

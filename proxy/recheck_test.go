@@ -85,18 +85,21 @@ func TestIdPOutage(t *testing.T) {
 	}
 }
 
+// TestIdPSlowTimesOut: an IdP that never answers is cut off by the IdP client's timeout (2 s
+// here) and the request fails closed. The bound proves the cut without measuring it: the IdP
+// would hold the request for an hour, and the test client gives up after 10 s.
 func TestIdPSlowTimesOut(t *testing.T) {
 	st := newStack(t, stackOpts{}) // the IdP client has a 2 s timeout
 	st.login(st.client, "/")
-	st.idp.SetDelay(3 * time.Second)
+	st.idp.SetDelay(time.Hour)
 	st.clock.Advance(2 * time.Minute)
 	start := time.Now()
 	res, _ := st.do(st.client, "GET", "/zendesk/token", nil)
 	if res.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("token with a slow IdP = %d; want 503", res.StatusCode)
+		t.Fatalf("token with a hung IdP = %d; want 503", res.StatusCode)
 	}
-	if d := time.Since(start); d > 2900*time.Millisecond {
-		t.Fatalf("waited %v; the IdP client timeout should cut it at ~2 s", d)
+	if d := time.Since(start); d > 8*time.Second {
+		t.Fatalf("waited %v; the IdP client timeout (2 s) should have cut it", d)
 	}
 	st.idp.SetDelay(0)
 }

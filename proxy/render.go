@@ -45,25 +45,20 @@ func errUnavailable(code string, err error) error {
 var errNotFound = &httpError{status: http.StatusNotFound, code: "not_found"}
 
 // render is the one place errors become responses. The client sees a status and a short public code
-// (JSON, or a small HTML page for browsers); the cause is logged with the request id.
+// (JSON, or a small HTML page for browsers); the cause is logged with the request id. An error that
+// can no longer become a response (see unanswerable) is only logged.
 func (p *Proxy) render(w http.ResponseWriter, r *http.Request, err error) {
-	var he *httpError
-	if !errors.As(err, &he) {
-		he = &httpError{status: http.StatusInternalServerError, code: "internal_error", err: err}
-	}
 	info := infoOf(r)
+	if info != nil && p.unanswerable(r, info, err) {
+		return
+	}
+	he := asHTTPError(err)
 	route := "unknown"
 	if info != nil {
 		route = info.route
 	}
 	p.m.errors.WithLabelValues(route, he.code).Inc()
-	level := slog.LevelInfo
-	switch {
-	case he.status >= 500:
-		level = slog.LevelError
-	case he.warn:
-		level = slog.LevelWarn
-	}
+	level := refusalLevel(he)
 	if he.err != nil || he.status >= 500 {
 		attrs := []slog.Attr{slog.Int("status", he.status), slog.String("code", he.code)}
 		if info != nil {
@@ -91,6 +86,65 @@ func (p *Proxy) render(w http.ResponseWriter, r *http.Request, err error) {
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(he.status)
 	json.NewEncoder(w).Encode(map[string]string{"error": he.code})
+}
+
+// asHTTPError is err's status and public code; an error without one is an internal error.
+func asHTTPError(err error) *httpError {
+	if he, ok := errors.AsType[*httpError](err); ok {
+		return he
+	}
+	return &httpError{status: http.StatusInternalServerError, code: "internal_error", err: err}
+}
+
+// statusClientGone is what the access log and the request metrics record for a request whose client
+// went away before its answer was complete (nginx's "499 client closed request").
+const statusClientGone = 499
+
+// unanswerable handles an error that can no longer become a response, and reports whether err was
+// one. When the client has gone (its connection failed, or it gave up), the request is recorded
+// as 499; an error that its leaving caused is logged at DEBUG only, since nothing is wrong here,
+// while any other (Redis down while the browser gave up waiting) keeps its level. When the
+// response has already started, an error answer would be appended to a body the client takes for
+// the real one: it is logged at ERROR, and the connection is cut (ServeHTTP) so the client sees the
+// answer broke off. Neither counts in zdgate_http_errors_total, which counts answers given.
+func (p *Proxy) unanswerable(r *http.Request, info *reqInfo, err error) bool {
+	rec := info.rec
+	switch {
+	case rec == nil:
+		return false
+	case clientGone(r, rec):
+		info.gone = true
+		level, msg := slog.LevelDebug, "client went away"
+		if !errors.Is(err, context.Canceled) && (rec.writeErr == nil || !errors.Is(err, rec.writeErr)) {
+			level, msg = refusalLevel(asHTTPError(err)), "request failed; its client had gone"
+		}
+		p.logRequest(r, level, msg, slog.String("route", info.route), slog.String("cause", err.Error()))
+		return true
+	case rec.wroteHeader:
+		info.abort = true
+		p.logRequest(r, slog.LevelError, "request failed after its response started",
+			slog.Int("status", rec.code), slog.String("route", info.route), slog.String("cause", err.Error()))
+		return true
+	}
+	return false
+}
+
+// refusalLevel is the log level of a refusal: ERROR for a failure of zdgate or what it depends on,
+// WARN for something an operator must fix, INFO for a visitor's mistake.
+func refusalLevel(he *httpError) slog.Level {
+	switch {
+	case he.status >= 500:
+		return slog.LevelError
+	case he.warn:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
+
+// clientGone reports whether the request's client has gone: a write to it failed, or net/http
+// cancelled the request because the connection closed.
+func clientGone(r *http.Request, rec *recorder) bool {
+	return rec.writeErr != nil || r.Context().Err() != nil
 }
 
 // publicMessage is what a person reading the error page is told; fixed strings only.
@@ -157,6 +211,9 @@ type reqInfo struct {
 	canonical            bool             // the request's path was already in normal form
 	metrics              *routeMetrics    // route's bound series, set with route
 	upstream             upstreamIdentity // what the upstream is told (proxied requests)
+	rec                  *recorder        // the response as written so far
+	gone                 bool             // the client went away before the answer was complete
+	abort                bool             // the answer failed after it started: cut the connection
 }
 
 // reqState is a request's recorder and info, allocated together once per request.
@@ -184,13 +241,15 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// recorder notes status and bytes for the access log; Unwrap lets http.ResponseController reach
-// Flush and Hijack (streaming and WebSocket upgrades).
+// recorder notes status and bytes for the access log, whether the response has started (after
+// that, no error can be rendered), and the first failed write (the client has gone). Unwrap lets
+// http.ResponseController reach Flush and Hijack (streaming and WebSocket upgrades).
 type recorder struct {
 	http.ResponseWriter
 	code        int
 	bytes       int64
 	wroteHeader bool
+	writeErr    error
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -207,10 +266,14 @@ func (r *recorder) Write(b []byte) (int, error) {
 	r.wroteHeader = true
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
+	if err != nil && r.writeErr == nil {
+		r.writeErr = err
+	}
 	return n, err
 }
 
 func (r *recorder) Flush() {
+	r.wroteHeader = true // flushing sends the header
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}

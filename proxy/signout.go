@@ -18,9 +18,11 @@ import (
 // access token) is revoked at the IdP's RFC 7009 revocation_endpoint, so that other replicas refuse
 // a copy at their next re-check. It returns the ended session, nil when there was none. If the
 // store cannot end it (Redis down), nothing is reported as done: the error is returned and the
-// browser keeps its cookie, so a retry can finish the job.
+// browser keeps its cookie, so a retry can finish the job. The store's part runs to its end even if
+// the browser leaves meanwhile (each store call is bounded by the store's own timeout).
 func (p *Proxy) endSession(w http.ResponseWriter, r *http.Request) (*session.Session, error) {
-	s, err := p.cfg.Sessions.Load(r)
+	ctx := context.WithoutCancel(r.Context())
+	s, err := p.cfg.Sessions.Load(ctx, r)
 	switch {
 	case err == nil:
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrRevoked), errors.Is(err, session.ErrInvalid):
@@ -29,11 +31,11 @@ func (p *Proxy) endSession(w http.ResponseWriter, r *http.Request) (*session.Ses
 		return nil, errUnavailable("session_store_unavailable", err)
 	}
 	if s != nil && p.cfg.Revocations != nil {
-		if err := p.cfg.Revocations.RevokeSession(r.Context(), s.ID); err != nil {
+		if err := p.cfg.Revocations.RevokeSession(ctx, s.ID); err != nil {
 			return nil, errUnavailable("session_store_unavailable", err)
 		}
 	}
-	if err := p.clearSession(w, r); err != nil {
+	if err := p.clearSession(ctx, w, r); err != nil {
 		return nil, errUnavailable("session_store_unavailable", err)
 	}
 	if s == nil {
@@ -50,9 +52,9 @@ func (p *Proxy) endSession(w http.ResponseWriter, r *http.Request) (*session.Ses
 
 // clearSession deletes the request's session from the store and expires its cookies, or, when the
 // store fails, changes nothing in the browser and returns the error.
-func (p *Proxy) clearSession(w http.ResponseWriter, r *http.Request) error {
+func (p *Proxy) clearSession(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	held := headerOnly{}
-	if err := p.cfg.Sessions.Clear(held, r); err != nil {
+	if err := p.cfg.Sessions.Clear(ctx, held, r); err != nil {
 		return err
 	}
 	for _, c := range held.Header()["Set-Cookie"] {
@@ -66,7 +68,7 @@ func (p *Proxy) clearSession(w http.ResponseWriter, r *http.Request) error {
 // the request is refused either way, and the ended session cannot be used again (a revoked one is
 // refused by the IdP at its next re-check; the cookies are gone from this browser).
 func (p *Proxy) dropSession(w http.ResponseWriter, r *http.Request) {
-	if err := p.cfg.Sessions.Clear(w, r); err != nil {
+	if err := p.cfg.Sessions.Clear(context.WithoutCancel(r.Context()), w, r); err != nil {
 		p.logRequest(r, slog.LevelWarn, "session store: could not delete an ended session", slog.String("cause", err.Error()))
 	}
 }

@@ -72,7 +72,8 @@ type stackOpts struct {
 	upstream    http.Handler
 	upstreamURL string // a real app server started by the test (Tomcat, Hypercorn) instead of upstream
 	mutate      func(*Config)
-	oidc        func(*oidc.Config) // adjust the IdP client
+	oidc        func(*oidc.Config)              // adjust the IdP client
+	wrap        func(http.Handler) http.Handler // middleware in front of zdgate, to watch requests arrive and leave
 }
 
 // echo is the default upstream: it reports the request it got as JSON (and HTML for pages).
@@ -195,6 +196,9 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		t.Fatalf("New() = %v", err)
 	}
 	handler = st.proxy
+	if o.wrap != nil {
+		handler = o.wrap(st.proxy)
+	}
 	st.client = newClient()
 	return st
 }
@@ -263,7 +267,7 @@ func (st *stack) sessionOf(c *http.Client) (*session.Session, error) {
 	for _, ck := range c.Jar.Cookies(u) {
 		req.AddCookie(ck)
 	}
-	return st.store.Load(req)
+	return st.store.Load(context.Background(), req)
 }
 
 func jsonBody(t testing.TB, body string) map[string]any {

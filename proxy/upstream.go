@@ -151,11 +151,8 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 			}
 			return nil
 		},
+		// A client that went away is recorded as 499 by render, and nothing is written.
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if errors.Is(err, context.Canceled) {
-				w.WriteHeader(499) // the client went away; nothing to render
-				return
-			}
 			p.render(w, r, &httpError{status: http.StatusBadGateway, code: "bad_gateway", err: err})
 		},
 		ErrorLog: nil,

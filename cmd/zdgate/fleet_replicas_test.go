@@ -110,14 +110,17 @@ func (f *fleet) betweenRefreshRounds(vs []*visitor, within time.Duration) time.T
 	return time.Time{}
 }
 
-// refreshLockTTL is the TTL proxy/auth.go gives a session's refresh lock in Redis.
-const refreshLockTTL = 30 * time.Second
+// refreshLockTTL is the TTL proxy/recheck.go gives a session's refresh lock in Redis with the
+// fleet's settings: the IdP client's 10 s timeout plus three Redis round trips of 1 s (take the
+// lock, load, save).
+const refreshLockTTL = 13 * time.Second
 
 // TestFleetReplicaKilledDuringRefresh kills a replica while its refresh of a session waits at the
 // IdP, holding the session's refresh lock. The session must survive it: no 401, no logout, and a
 // token again once the orphaned lock expires. The IdP saw the refresh request but never answered,
 // so the refresh token was not spent. It prints how long the session stalled: that is the lock's
-// TTL, during which the session's requests on the other replicas wait.
+// TTL, during which the session's requests on the other replicas answer 503 after a short wait
+// for the lock, rather than hang.
 func TestFleetReplicaKilledDuringRefresh(t *testing.T) {
 	const recheck = time.Second
 	rs := redistest.Start(t)
@@ -177,6 +180,12 @@ func TestFleetReplicaKilledDuringRefresh(t *testing.T) {
 	if recovered == 0 {
 		t.Fatalf("no token on %s %v after A died mid-refresh (%d requests hung, %d answered 503)", b.name, time.Since(killedAt), hung, unavailable)
 	}
+	if hung > 0 || unavailable == 0 {
+		t.Errorf("while the dead replica's lock lived: %d requests got no answer within 5s, %d a 503; want every one answered 503 at once", hung, unavailable)
+	}
+	if recovered > refreshLockTTL+5*time.Second {
+		t.Errorf("token again %v after the kill; want about the lock TTL (%v)", recovered.Round(time.Millisecond), refreshLockTTL)
+	}
 	// Two refresh requests reached the IdP: A's, which it never answered, and B's, honoured with
 	// the same refresh token.
 	if asked, honoured := f.idp.Count("token.refresh"), len(f.idp.Refreshes()); asked != 2 || honoured != 1 {
@@ -184,6 +193,6 @@ func TestFleetReplicaKilledDuringRefresh(t *testing.T) {
 	}
 	f.checkNoPanic()
 	t.Logf("replica killed while its refresh waited at the IdP: the session answered again on %s %v later "+
-		"(refresh lock TTL %v); meanwhile %d requests got no answer within 5s and %d a 503; no 401, no logout",
+		"(refresh lock TTL %v); meanwhile %d requests got no answer within 5s and %d a 503 after the lock wait; no 401, no logout",
 		b.name, recovered.Round(time.Millisecond), refreshLockTTL, hung, unavailable)
 }

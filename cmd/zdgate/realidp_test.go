@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -123,7 +124,7 @@ func (s *realIdPStack) session(t *testing.T, c *http.Client) *session.Session {
 	for _, ck := range c.Jar.Cookies(mustParse(s.url)) {
 		req.AddCookie(ck)
 	}
-	sess, err := s.cookie.Load(req)
+	sess, err := s.cookie.Load(context.Background(), req)
 	if err != nil {
 		return nil
 	}

@@ -2,7 +2,9 @@ package oidctest
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -165,4 +167,48 @@ func (s *Server) RevokeToken(token string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.revokeLocked(token, "")
+}
+
+// refreshHold is one HoldRefreshes: arrivals are announced on arrived, and released ends the wait.
+type refreshHold struct {
+	arrived  chan struct{}
+	released chan struct{}
+	once     sync.Once
+}
+
+// HoldRefreshes makes refresh grants wait, once counted and authenticated but before the refresh
+// token is looked at, until release is called, their client gives up, or the IdP closes: a slow
+// token endpoint that a test controls, so it can act while a refresh is surely in flight (say,
+// disconnect the browser whose request started it). A grant whose client gives up while held is
+// not answered and spends nothing. Each held grant sends one value on arrived (buffered; extra
+// arrivals beyond the buffer are not announced). release ends this hold for the grants waiting and
+// for later ones; it is safe to call more than once.
+func (s *Server) HoldRefreshes() (arrived <-chan struct{}, release func()) {
+	h := &refreshHold{arrived: make(chan struct{}, 64), released: make(chan struct{})}
+	s.hold.Store(h)
+	return h.arrived, func() {
+		h.once.Do(func() {
+			s.hold.CompareAndSwap(h, nil)
+			close(h.released)
+		})
+	}
+}
+
+// waitHold waits out a HoldRefreshes; false means the grant must not be answered.
+func (s *Server) waitHold(r *http.Request) bool {
+	h := s.hold.Load()
+	if h == nil {
+		return true
+	}
+	select {
+	case h.arrived <- struct{}{}:
+	default:
+	}
+	select {
+	case <-h.released:
+		return true
+	case <-r.Context().Done():
+	case <-s.closing:
+	}
+	return false
 }

@@ -525,3 +525,49 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("Count(userinfo) = %d; want %d", got, n)
 	}
 }
+
+func TestHoldRefreshesWaitsUntilReleased(t *testing.T) {
+	s := NewT(t, Options{RefreshReuseRevokesGrant: true})
+	p := newRP(t, s)
+	tok, _ := p.login(t)
+
+	arrived, release := s.HoldRefreshes()
+	defer release()
+	// A client that gives up while held spends nothing: the same refresh token works afterwards,
+	// although rotation with reuse detection would revoke the grant for a second use.
+	ctx, cancel := context.WithCancel(p.ctx)
+	gaveUp := make(chan error, 1)
+	go func() {
+		old := *tok
+		old.Expiry, old.AccessToken = time.Unix(1, 0), ""
+		_, err := p.conf.TokenSource(ctx, &old).Token()
+		gaveUp <- err
+	}()
+	<-arrived
+	if n := len(s.Refreshes()); n != 0 {
+		t.Fatalf("Refreshes() while held = %d; want none honoured yet", n)
+	}
+	cancel()
+	if err := <-gaveUp; err == nil {
+		t.Fatal("refresh whose client gave up while held succeeded")
+	}
+
+	answered := make(chan error, 1)
+	go func() {
+		_, err := p.refresh(tok)
+		answered <- err
+	}()
+	<-arrived
+	select {
+	case err := <-answered:
+		t.Fatalf("held refresh answered before release: %v", err)
+	default:
+	}
+	release()
+	if err := <-answered; err != nil {
+		t.Fatalf("refresh after release = %v; want the unspent token honoured", err)
+	}
+	if n := len(s.Refreshes()); n != 1 {
+		t.Errorf("Refreshes() = %d; want 1", n)
+	}
+}

@@ -112,6 +112,7 @@ type Server struct {
 	counts   map[string]*atomic.Int64 // fixed set of names, built in Start
 	delay    atomic.Int64             // time.Duration
 	down     atomic.Bool
+	hold     atomic.Pointer[refreshHold] // HoldRefreshes, nil when off
 
 	ln        net.Listener
 	srv       *http.Server

@@ -73,6 +73,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	case "authorization_code":
 		resp, oerr = s.codeGrant(c, r.PostForm)
 	case "refresh_token":
+		if !s.waitHold(r) {
+			return // the client gave up (or the IdP closes) while held: nothing was spent
+		}
 		resp, oerr = s.refreshGrant(c, r.PostForm)
 	case "":
 		oerr = badRequest("invalid_request", "grant_type is required")

@@ -2,6 +2,7 @@ package session
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"iter"
@@ -276,7 +277,7 @@ func (c *CookieStore) scan(r *http.Request, f *found) {
 // Load opens the request's session. If several candidates are present (a
 // stale cookie next to a fresh one after a configuration change), the first
 // that opens wins; otherwise the first one's error is returned.
-func (c *CookieStore) Load(r *http.Request) (*Session, error) {
+func (c *CookieStore) Load(ctx context.Context, r *http.Request) (*Session, error) {
 	var f found
 	c.scan(r, &f)
 	if f.nSingles == 0 && f.have == 0 {
@@ -286,7 +287,7 @@ func (c *CookieStore) Load(r *http.Request) (*Session, error) {
 	for i := range f.nSingles {
 		s, err := c.openParts(f.singles[i : i+1])
 		if err == nil {
-			return c.checkRevoked(r, s)
+			return c.checkRevoked(ctx, s)
 		}
 		firstErr = cmp.Or(firstErr, err)
 	}
@@ -298,7 +299,7 @@ func (c *CookieStore) Load(r *http.Request) (*Session, error) {
 			s, err = c.openParts(f.chunks[:n])
 		}
 		if err == nil {
-			return c.checkRevoked(r, s)
+			return c.checkRevoked(ctx, s)
 		}
 		firstErr = cmp.Or(firstErr, err)
 	}
@@ -322,11 +323,12 @@ func (c *CookieStore) openParts(parts []string) (*Session, error) {
 	if secrets := c.sealer.keys.secrets(); len(secrets) > 0 {
 		current = secrets[0]
 	}
-	if e, ok := c.opened.get(key, current); ok {
-		if now := c.now(); !now.Before(e.until) || !now.Before(e.s.ExpiresAt(c.ttl)) {
+	now := c.now()
+	if s, ok := c.opened.get(key, current, now); ok {
+		if !now.Before(s.ExpiresAt(c.ttl)) {
 			return nil, ErrExpired
 		}
-		return e.s, nil
+		return s, nil
 	}
 	joined := make([]byte, 0, total)
 	for _, p := range parts {
@@ -349,18 +351,18 @@ func (c *CookieStore) openParts(parts []string) (*Session, error) {
 	}
 	// The sealed expiry is the TTL when the cookie was written; this is the
 	// TTL configured now, which may have been shortened since.
-	if !c.now().Before(s.ExpiresAt(c.ttl)) {
+	if !now.Before(s.ExpiresAt(c.ttl)) {
 		return nil, ErrExpired
 	}
-	c.opened.put(key, current, opened{s: s, until: until})
+	c.opened.put(key, current, s, until, now)
 	return s, nil
 }
 
-func (c *CookieStore) checkRevoked(r *http.Request, s *Session) (*Session, error) {
+func (c *CookieStore) checkRevoked(ctx context.Context, s *Session) (*Session, error) {
 	if c.revoked == nil {
 		return s, nil
 	}
-	revoked, err := c.revoked.Revoked(r.Context(), s)
+	revoked, err := c.revoked.Revoked(ctx, s)
 	if err != nil {
 		// Fail closed: a session that may have been logged out is not used.
 		return nil, fmt.Errorf("session: revocation check: %w", err)
@@ -376,7 +378,7 @@ func (c *CookieStore) checkRevoked(r *http.Request, s *Session) (*Session, error
 // on r that the new value does not overwrite (chunks of a larger one, or the
 // single cookie of a smaller one). It refuses sessions that have expired or
 // do not fit into maxChunks cookies, writing nothing.
-func (c *CookieStore) Save(w http.ResponseWriter, r *http.Request, s *Session) error {
+func (c *CookieStore) Save(_ context.Context, w http.ResponseWriter, r *http.Request, s *Session) error {
 	if s == nil || s.ID == "" {
 		return errors.New("session: save: session has no ID")
 	}
@@ -431,7 +433,7 @@ func (c *CookieStore) Save(w http.ResponseWriter, r *http.Request, s *Session) e
 // Domain configured it also expires host-only cookies of the same names,
 // which a browser still holds from before the Domain was set and which would
 // otherwise keep the user logged in.
-func (c *CookieStore) Clear(w http.ResponseWriter, r *http.Request) error {
+func (c *CookieStore) Clear(_ context.Context, w http.ResponseWriter, r *http.Request) error {
 	base := false
 	for name := range c.presentNames(r, c.IsOwnCookie) {
 		base = base || name == c.name

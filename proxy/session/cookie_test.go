@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +27,7 @@ func TestCookieRoundTrip(t *testing.T) {
 			if got := j.names(); !slices.Equal(got, tc.wantNames) {
 				t.Fatalf("cookies after Save() = %v; want %v", got, tc.wantNames)
 			}
-			got, err := store.Load(j.request())
+			got, err := store.Load(context.Background(), j.request())
 			if err != nil {
 				t.Fatalf("Load() error = %v", err)
 			}
@@ -56,7 +57,7 @@ func TestSetCookieAttributes(t *testing.T) {
 					s = largeSession(t0)
 				}
 				w := httptest.NewRecorder()
-				if err := store.Save(w, requestWithCookies(), s); err != nil {
+				if err := store.Save(context.Background(), w, requestWithCookies(), s); err != nil {
 					t.Fatalf("Save() error = %v", err)
 				}
 				lines := w.Header().Values("Set-Cookie")
@@ -106,7 +107,7 @@ func TestLoadRejectsTampering(t *testing.T) {
 	save(t, store, small, smallSession(t0))
 	value := small.get("_zdgate")
 	for i := range len(value) {
-		if _, err := store.Load(requestWithCookies("_zdgate", flip(value, i))); !errors.Is(err, ErrInvalid) {
+		if _, err := store.Load(context.Background(), requestWithCookies("_zdgate", flip(value, i))); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("Load() with byte %d of %d changed: error = %v; want ErrInvalid", i, len(value), err)
 		}
 	}
@@ -127,7 +128,7 @@ func TestLoadRejectsTampering(t *testing.T) {
 		for i := 0; i < len(chunks[c]); i += 61 {
 			tampered := slices.Clone(chunks)
 			tampered[c] = flip(chunks[c], i)
-			if _, err := store.Load(chunked(tampered...)); !errors.Is(err, ErrInvalid) {
+			if _, err := store.Load(context.Background(), chunked(tampered...)); !errors.Is(err, ErrInvalid) {
 				t.Fatalf("Load() with chunk %d byte %d changed: error = %v; want ErrInvalid", c, i, err)
 			}
 		}
@@ -147,7 +148,7 @@ func TestLoadRejectsTampering(t *testing.T) {
 		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 		last := strings.IndexByte(alphabet, v[len(v)-1])
 		alt := v[:len(v)-1] + string(alphabet[last|1])
-		if _, err := store.Load(requestWithCookies("_zdgate", alt)); !errors.Is(err, ErrInvalid) {
+		if _, err := store.Load(context.Background(), requestWithCookies("_zdgate", alt)); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Load() of a non-canonical encoding: error = %v; want ErrInvalid", err)
 		}
 		break
@@ -182,7 +183,7 @@ func TestLoadRejectsTampering(t *testing.T) {
 			if strings.HasPrefix(tc.name, "moved") {
 				s = other
 			}
-			got, err := s.Load(tc.req)
+			got, err := s.Load(context.Background(), tc.req)
 			if !errors.Is(err, ErrInvalid) || got != nil {
 				t.Errorf("Load() = %v, %v; want nil, ErrInvalid", got, err)
 			}
@@ -190,12 +191,12 @@ func TestLoadRejectsTampering(t *testing.T) {
 	}
 
 	// The whole chunk list moved to another name fails too.
-	if _, err := other.Load(requestWithCookies("_other_0", chunks[0], "_other_1", chunks[1],
+	if _, err := other.Load(context.Background(), requestWithCookies("_other_0", chunks[0], "_other_1", chunks[1],
 		"_other_2", chunks[2], "_other_3", chunks[3])); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Load() of chunks under another name: error = %v; want ErrInvalid", err)
 	}
 	// The unmodified chunks still open, so the failures above are the tampering.
-	if _, err := store.Load(chunked(chunks...)); err != nil {
+	if _, err := store.Load(context.Background(), chunked(chunks...)); err != nil {
 		t.Errorf("Load() of untouched chunks: error = %v", err)
 	}
 }
@@ -208,7 +209,7 @@ func TestLoadNotFound(t *testing.T) {
 		requestWithCookies("_zdgate", ""),
 		requestWithCookies("_zdgate_state", "abc", "_zdgate_9", "abc", "_zdgate_00", "abc"),
 	} {
-		if _, err := store.Load(r); !errors.Is(err, ErrNotFound) {
+		if _, err := store.Load(context.Background(), r); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Load(Cookie: %q) error = %v; want ErrNotFound", r.Header.Get("Cookie"), err)
 		}
 	}
@@ -227,12 +228,12 @@ func TestLoadTriesEachSessionCookie(t *testing.T) {
 	// A browser that still holds an expired host-only cookie next to the new
 	// domain cookie sends both; the user must not be stuck in a login loop.
 	for _, first := range []string{"garbage", old.get("_zdgate")} {
-		got, err := store.Load(requestWithCookies("_zdgate", first, "_zdgate", fresh.get("_zdgate")))
+		got, err := store.Load(context.Background(), requestWithCookies("_zdgate", first, "_zdgate", fresh.get("_zdgate")))
 		if err != nil || got.ID != "fresh" {
 			t.Errorf("Load() = %v, %v; want the fresh session", got, err)
 		}
 	}
-	if _, err := store.Load(requestWithCookies("_zdgate", old.get("_zdgate"), "_zdgate", "garbage")); !errors.Is(err, ErrExpired) {
+	if _, err := store.Load(context.Background(), requestWithCookies("_zdgate", old.get("_zdgate"), "_zdgate", "garbage")); !errors.Is(err, ErrExpired) {
 		t.Errorf("Load() of expired then garbage: error = %v; want ErrExpired (the first one's)", err)
 	}
 }
@@ -243,7 +244,7 @@ func TestRetiredSecret(t *testing.T) {
 	save(t, oldStore, j, smallSession(t0))
 
 	newOnly, _ := newStore(t, func(c *CookieConfig) { c.Secrets = fixedSecrets(keyNew) })
-	if _, err := newOnly.Load(j.request()); !errors.Is(err, ErrInvalid) {
+	if _, err := newOnly.Load(context.Background(), j.request()); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Load() of a cookie sealed with a retired secret: error = %v; want ErrInvalid", err)
 	}
 }
@@ -255,7 +256,7 @@ func TestRotation(t *testing.T) {
 	save(t, oldStore, j, want)
 
 	rotated, _ := newStore(t, func(c *CookieConfig) { c.Secrets = fixedSecrets(keyNew, keyOld) })
-	got, err := rotated.Load(j.request())
+	got, err := rotated.Load(context.Background(), j.request())
 	if err != nil {
 		t.Fatalf("Load() during rotation: error = %v", err)
 	}
@@ -263,7 +264,7 @@ func TestRotation(t *testing.T) {
 
 	save(t, rotated, j, got)
 	newOnly, _ := newStore(t, func(c *CookieConfig) { c.Secrets = fixedSecrets(keyNew) })
-	if _, err := newOnly.Load(j.request()); err != nil {
+	if _, err := newOnly.Load(context.Background(), j.request()); err != nil {
 		t.Errorf("Load() with only the new secret after re-Save: error = %v; want the session re-sealed with it", err)
 	}
 }
@@ -275,15 +276,15 @@ func TestSecretsReadOnEveryUse(t *testing.T) {
 	save(t, store, j, smallSession(t0))
 
 	current = [][]byte{keyNew} // the secret file was rotated without keeping the old one
-	if _, err := store.Load(j.request()); !errors.Is(err, ErrInvalid) {
+	if _, err := store.Load(context.Background(), j.request()); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Load() after the secret changed: error = %v; want ErrInvalid", err)
 	}
 	current = [][]byte{keyNew, keyOld}
-	if _, err := store.Load(j.request()); err != nil {
+	if _, err := store.Load(context.Background(), j.request()); err != nil {
 		t.Fatalf("Load() with the old secret back as second: error = %v", err)
 	}
 	current = [][]byte{[]byte("short")}
-	if err := store.Save(httptest.NewRecorder(), j.request(), smallSession(t0)); err == nil ||
+	if err := store.Save(context.Background(), httptest.NewRecorder(), j.request(), smallSession(t0)); err == nil ||
 		strings.Contains(err.Error(), "short") {
 		t.Errorf("Save() with a malformed secret: error = %v; want a size error without the secret", err)
 	}
@@ -313,15 +314,15 @@ func TestAbsoluteTTL(t *testing.T) {
 		t.Errorf("Max-Age half a second before the end = %d; want 1 (0 would outlive it as a browser-session cookie)", c.MaxAge)
 	}
 	clk.Advance(500*time.Millisecond - time.Millisecond)
-	if _, err := store.Load(j.request()); err != nil {
+	if _, err := store.Load(context.Background(), j.request()); err != nil {
 		t.Fatalf("Load() 1ms before the end: error = %v", err)
 	}
 	clk.Advance(time.Millisecond)
-	if _, err := store.Load(j.request()); !errors.Is(err, ErrExpired) {
+	if _, err := store.Load(context.Background(), j.request()); !errors.Is(err, ErrExpired) {
 		t.Errorf("Load() at CreatedAt+TTL after a refresh: error = %v; want ErrExpired", err)
 	}
 	w := httptest.NewRecorder()
-	if err := store.Save(w, j.request(), s); !errors.Is(err, ErrExpired) || len(w.Header()) != 0 {
+	if err := store.Save(context.Background(), w, j.request(), s); !errors.Is(err, ErrExpired) || len(w.Header()) != 0 {
 		t.Errorf("Save() of an expired session: error = %v, header %v; want ErrExpired and nothing written", err, w.Header())
 	}
 }
@@ -342,7 +343,7 @@ func TestTTLChange(t *testing.T) {
 			j := newJar()
 			save(t, saver, j, smallSession(t0))
 			clk.Advance(2 * time.Hour)
-			if _, err := loader.Load(j.request()); !errors.Is(err, ErrExpired) {
+			if _, err := loader.Load(context.Background(), j.request()); !errors.Is(err, ErrExpired) {
 				t.Errorf("Load() 2h after login: error = %v; want ErrExpired", err)
 			}
 		})
@@ -366,7 +367,7 @@ func TestSaveClearsStaleCookies(t *testing.T) {
 			if got, want := j.names(), []string{"_zdgate", "_zdgate_state", "app"}; !slices.Equal(got, want) {
 				t.Fatalf("cookies after shrinking = %v; want %v", got, want)
 			}
-			if s, err := store.Load(j.request()); err != nil || s.ID != "small" {
+			if s, err := store.Load(context.Background(), j.request()); err != nil || s.ID != "small" {
 				t.Fatalf("Load() after shrinking = %v, %v", s, err)
 			}
 			save(t, store, j, largeSession(t0))
@@ -402,7 +403,7 @@ func TestClear(t *testing.T) {
 				j.apply(t, http.Header{"Set-Cookie": {"_zdgate=old"}})
 			}
 			w := httptest.NewRecorder()
-			if err := store.Clear(w, j.request()); err != nil {
+			if err := store.Clear(context.Background(), w, j.request()); err != nil {
 				t.Fatalf("Clear() error = %v", err)
 			}
 			j.apply(t, w.Header())
@@ -418,7 +419,7 @@ func TestClear(t *testing.T) {
 
 			// With no cookie on the request, the base cookie is still expired.
 			w = httptest.NewRecorder()
-			_ = store.Clear(w, requestWithCookies())
+			_ = store.Clear(context.Background(), w, requestWithCookies())
 			if lines := w.Header().Values("Set-Cookie"); len(lines) == 0 || !strings.HasPrefix(lines[0], "_zdgate=;") {
 				t.Errorf("Clear() of a bare request wrote %q; want the base cookie expired", lines)
 			}
@@ -431,7 +432,7 @@ func TestSaveTooLarge(t *testing.T) {
 	s := largeSession(t0)
 	s.Claims["huge"] = strings.Repeat(NewID(), 2000)
 	w := httptest.NewRecorder()
-	if err := store.Save(w, requestWithCookies(), s); !errors.Is(err, ErrTooLarge) {
+	if err := store.Save(context.Background(), w, requestWithCookies(), s); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Save() of a 44 KB session: error = %v; want ErrTooLarge", err)
 	}
 	if len(w.Header()) != 0 {
@@ -442,7 +443,7 @@ func TestSaveTooLarge(t *testing.T) {
 func TestSaveRejectsIncomplete(t *testing.T) {
 	store, _ := newStore(t, nil)
 	for _, s := range []*Session{nil, {CreatedAt: t0}, {ID: "x"}} {
-		if err := store.Save(httptest.NewRecorder(), requestWithCookies(), s); err == nil {
+		if err := store.Save(context.Background(), httptest.NewRecorder(), requestWithCookies(), s); err == nil {
 			t.Errorf("Save(%v) = nil; want an error", s)
 		}
 	}

@@ -20,8 +20,14 @@ import (
 // a session without one (every cookie written before, and every single-IdP session) is encoded
 // and read exactly as before.
 // Tokens are most of a session and are opaque to us: keeping them out of
-// JSON makes decoding on every request a few copies instead of a scan, and
-// the strings share one allocation.
+// JSON makes decoding a few copies instead of a scan, and the strings share
+// one allocation. BenchmarkEncoding weighs it against encoding/json of the
+// same Session: for a typical session the sealed cookie is 2,355 bytes
+// instead of 2,584 (9% less on every request, and further from the point
+// where a session needs a second cookie), and a decode takes about 5 µs
+// instead of 15 (once per new cookie value; cached Loads decode nothing).
+// Changing the layout would also need this decoder kept for the cookies
+// already out there, or log every user out.
 
 func marshalSession(s *Session) ([]byte, error) {
 	var claims []byte

@@ -40,7 +40,7 @@ func FuzzLoad(f *testing.F) {
 	f.Fuzz(func(t *testing.T, header string) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Header.Set("Cookie", header)
-		s, err := store.Load(r)
+		s, err := store.Load(context.Background(), r)
 		if (s == nil) == (err == nil) {
 			t.Fatalf("Load() = %v, %v; want exactly one of them", s, err)
 		}
@@ -92,11 +92,9 @@ func benchmarkLoad(b *testing.B, cold bool) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if cold {
-			store.opened.mu.Lock()
-			clear(store.opened.m)
-			store.opened.mu.Unlock()
+			store.opened.c.Purge()
 		}
-		if _, err := store.Load(r); err != nil {
+		if _, err := store.Load(context.Background(), r); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -110,7 +108,7 @@ func BenchmarkLoadRotation(b *testing.B) {
 	r := j.request()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := store.Load(r); err != nil {
+		if _, err := store.Load(context.Background(), r); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -121,7 +119,7 @@ func BenchmarkLoadNoSession(b *testing.B) {
 	r := requestWithCookies("app_pref", "dark", "_ga", "GA1.2.3.4")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := store.Load(r); err != ErrNotFound {
+		if _, err := store.Load(context.Background(), r); err != ErrNotFound {
 			b.Fatal(err)
 		}
 	}
@@ -133,7 +131,7 @@ func BenchmarkSave(b *testing.B) {
 	r := requestWithCookies("app_pref", "dark")
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := store.Save(httptest.NewRecorder(), r, s); err != nil {
+		if err := store.Save(context.Background(), httptest.NewRecorder(), r, s); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -157,11 +155,11 @@ func TestConcurrentUse(t *testing.T) {
 	for g := range 4 {
 		wg.Go(func() {
 			for i := range 200 {
-				if _, err := store.Load(r); err != nil {
+				if _, err := store.Load(context.Background(), r); err != nil {
 					t.Errorf("Load() error = %v", err)
 					return
 				}
-				_ = store.Save(httptest.NewRecorder(), r, smallSession(t0))
+				_ = store.Save(context.Background(), httptest.NewRecorder(), r, smallSession(t0))
 				_ = rev.RevokeSID(context.Background(), fmt.Sprint("other-", g, "-", i))
 				if i%50 == 0 {
 					secrets.Store(&[][]byte{keyNew, keyOld, testKey(fmt.Sprint(g, i))})

@@ -75,28 +75,28 @@ func TestRevocationsScopedByProvider(t *testing.T) {
 	if err := ForProvider(rev, "customers").RevokeSID(ctx, b.SID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Load(jb.request()); !errors.Is(err, ErrRevoked) {
+	if _, err := store.Load(context.Background(), jb.request()); !errors.Is(err, ErrRevoked) {
 		t.Errorf("customers' session after its IdP's logout = %v; want ErrRevoked", err)
 	}
 	for name, j := range map[string]*jar{"staff": ja, "single-IdP": js} {
-		if _, err := store.Load(j.request()); err != nil {
+		if _, err := store.Load(context.Background(), j.request()); err != nil {
 			t.Errorf("%s session with the same sid after the customers' logout: %v; want it alive", name, err)
 		}
 	}
 	if err := ForProvider(rev, "staff").RevokeSubject(ctx, a.Subject); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Load(ja.request()); !errors.Is(err, ErrRevoked) {
+	if _, err := store.Load(context.Background(), ja.request()); !errors.Is(err, ErrRevoked) {
 		t.Errorf("staff session after RevokeSubject at staff = %v; want ErrRevoked", err)
 	}
-	if _, err := store.Load(js.request()); err != nil {
+	if _, err := store.Load(context.Background(), js.request()); err != nil {
 		t.Errorf("single-IdP session after the staff logout of the same sub: %v", err)
 	}
 	// The default provider is the list itself: its names are what they always were.
 	if err := ForProvider(rev, "").RevokeSID(ctx, single.SID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Load(js.request()); !errors.Is(err, ErrRevoked) {
+	if _, err := store.Load(context.Background(), js.request()); !errors.Is(err, ErrRevoked) {
 		t.Errorf("single-IdP session after ForProvider(\"\").RevokeSID = %v; want ErrRevoked", err)
 	}
 	if ForProvider(rev, "x").RevokeSID(ctx, "") == nil || ForProvider(rev, "x").RevokeSubject(ctx, "") == nil {
@@ -120,19 +120,19 @@ func TestRedisRevocationsScopedByProvider(t *testing.T) {
 	if err := ForProvider(r2.Revocations(), "customers").RevokeSubject(ctx, b.Subject); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r1.Load(jb.request()); !errors.Is(err, ErrRevoked) {
+	if _, err := r1.Load(context.Background(), jb.request()); !errors.Is(err, ErrRevoked) {
 		t.Errorf("customers' session on the other replica = %v; want ErrRevoked", err)
 	}
 	if v := rdb.Get(ctx, r1.keys.session(b.ID)).Val(); v != redisTombstone {
 		t.Errorf("customers' stored session = %q; want the tombstone", v)
 	}
-	if got, err := r1.Load(ja.request()); err != nil || got.Provider != "staff" {
+	if got, err := r1.Load(context.Background(), ja.request()); err != nil || got.Provider != "staff" {
 		t.Errorf("staff session with the same subject = %v, %v; want it alive", got, err)
 	}
 	if err := ForProvider(r2.Revocations(), "staff").RevokeSID(ctx, a.SID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r1.Load(ja.request()); !errors.Is(err, ErrRevoked) {
+	if _, err := r1.Load(context.Background(), ja.request()); !errors.Is(err, ErrRevoked) {
 		t.Errorf("staff session after its sid's logout = %v; want ErrRevoked", err)
 	}
 }

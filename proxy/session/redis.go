@@ -139,6 +139,10 @@ func (s *RedisStore) Revocations() *RedisRevocations { return s.revoked }
 // IsOwnCookie is OwnCookie for this store's cookie name.
 func (s *RedisStore) IsOwnCookie(name string) bool { return s.cookies.IsOwnCookie(name) }
 
+// Timeout bounds each of the store's round trips to Redis, so a caller can size the work around
+// them (a re-check under the refresh lock).
+func (s *RedisStore) Timeout() time.Duration { return s.timeout }
+
 // Ready reports whether Redis answers PING within the timeout, for /readyz.
 func (s *RedisStore) Ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -189,13 +193,6 @@ func hashName(s string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-func requestContext(r *http.Request) context.Context {
-	if r == nil {
-		return context.Background()
-	}
-	return r.Context()
-}
-
 // Load opens the request's ticket and reads its session from Redis. Errors:
 //
 //   - no session cookie: ErrNotFound;
@@ -209,7 +206,7 @@ func requestContext(r *http.Request) context.Context {
 //   - Redis down or too slow: ErrUnavailable, wrapping the cause.
 //
 // If the request carries several tickets, the first whose session loads wins.
-func (s *RedisStore) Load(r *http.Request) (*Session, error) {
+func (s *RedisStore) Load(ctx context.Context, r *http.Request) (*Session, error) {
 	var f found
 	s.cookies.scan(r, &f)
 	if f.nSingles == 0 {
@@ -218,7 +215,7 @@ func (s *RedisStore) Load(r *http.Request) (*Session, error) {
 		}
 		return nil, ErrNotFound
 	}
-	ctx, cancel := context.WithTimeout(requestContext(r), s.timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var firstErr error
 	for _, value := range f.singles[:f.nSingles] {
@@ -299,7 +296,7 @@ func (s *RedisStore) load(ctx context.Context, value string) (*Session, error) {
 // Save indexes the session by IdP session id and subject for RevokeSID and
 // RevokeSubject, then checks for a revocation that raced with it
 // (ErrRevoked). Redis failures are ErrUnavailable; no cookie is written then.
-func (s *RedisStore) Save(w http.ResponseWriter, r *http.Request, sess *Session) error {
+func (s *RedisStore) Save(ctx context.Context, w http.ResponseWriter, r *http.Request, sess *Session) error {
 	switch {
 	case sess == nil || sess.ID == "":
 		return errors.New("session: save: session has no ID")
@@ -330,7 +327,7 @@ func (s *RedisStore) Save(w http.ResponseWriter, r *http.Request, sess *Session)
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(requestContext(r), s.timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var set *redis.StatusCmd
 	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -418,7 +415,7 @@ func (s *RedisStore) setTicket(w http.ResponseWriter, r *http.Request, value str
 // ours, as the cookie store does. The cookies are expired even when Redis
 // fails; the error (ErrUnavailable) then says that the stored session lives
 // on until its lifetime ends.
-func (s *RedisStore) Clear(w http.ResponseWriter, r *http.Request) error {
+func (s *RedisStore) Clear(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	var f found
 	s.cookies.scan(r, &f)
 	var keys []string
@@ -429,7 +426,7 @@ func (s *RedisStore) Clear(w http.ResponseWriter, r *http.Request) error {
 	}
 	var err error
 	if len(keys) > 0 {
-		ctx, cancel := context.WithTimeout(requestContext(r), s.timeout)
+		ctx, cancel := context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 		cmds, perr := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, k := range keys {
@@ -441,7 +438,7 @@ func (s *RedisStore) Clear(w http.ResponseWriter, r *http.Request) error {
 			err = unavailable("clear", perr)
 		}
 	}
-	_ = s.cookies.Clear(w, r) // never fails
+	_ = s.cookies.Clear(ctx, w, r) // never fails
 	return err
 }
 

@@ -52,12 +52,12 @@ func TestRedisClusterEveryOperation(t *testing.T) {
 	}
 
 	j := jars[0]
-	s, err := store.Load(j.request())
+	s, err := store.Load(context.Background(), j.request())
 	if err != nil {
 		t.Fatalf("Load() = %v", err)
 	}
 	s.ConfirmedAt = clk.Now()
-	if err := store.Save(httptest.NewRecorder(), j.request(), s); err != nil {
+	if err := store.Save(context.Background(), httptest.NewRecorder(), j.request(), s); err != nil {
 		t.Fatalf("Save() of a refresh = %v", err)
 	}
 	unlock, err := store.Lock(ctx, s.ID, time.Second)
@@ -77,10 +77,10 @@ func TestRedisClusterEveryOperation(t *testing.T) {
 	if err := rev.RevokeSID(ctx, s.SID); err != nil {
 		t.Fatalf("RevokeSID() = %v", err)
 	}
-	if _, err := store.Load(j.request()); !errors.Is(err, ErrRevoked) {
+	if _, err := store.Load(context.Background(), j.request()); !errors.Is(err, ErrRevoked) {
 		t.Errorf("Load() after RevokeSID() = %v; want ErrRevoked", err)
 	}
-	other, err := store.Load(jars[1].request())
+	other, err := store.Load(context.Background(), jars[1].request())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,15 +90,15 @@ func TestRedisClusterEveryOperation(t *testing.T) {
 	if revoked, err := rev.Revoked(ctx, other); err != nil || !revoked {
 		t.Errorf("Revoked() after RevokeSubject() = %v, %v; want true", revoked, err)
 	}
-	if _, err := store.Load(jars[1].request()); !errors.Is(err, ErrRevoked) {
+	if _, err := store.Load(context.Background(), jars[1].request()); !errors.Is(err, ErrRevoked) {
 		t.Errorf("Load() after RevokeSubject() = %v; want ErrRevoked", err)
 	}
 	// Clear with two tickets in the request: two keys, two slots.
-	if err := store.Clear(httptest.NewRecorder(), requestWithCookies("_zdgate", jars[2].get("_zdgate"), "_zdgate", jars[3].get("_zdgate"))); err != nil {
+	if err := store.Clear(context.Background(), httptest.NewRecorder(), requestWithCookies("_zdgate", jars[2].get("_zdgate"), "_zdgate", jars[3].get("_zdgate"))); err != nil {
 		t.Fatalf("Clear() = %v", err)
 	}
 	for _, k := range []*jar{jars[2], jars[3]} {
-		if _, err := store.Load(k.request()); !errors.Is(err, ErrExpired) {
+		if _, err := store.Load(context.Background(), k.request()); !errors.Is(err, ErrExpired) {
 			t.Errorf("Load() after Clear() = %v; want ErrExpired", err)
 		}
 	}
@@ -106,7 +106,7 @@ func TestRedisClusterEveryOperation(t *testing.T) {
 	fresh := smallSession(t0)
 	fresh.ID = NewID()
 	w := httptest.NewRecorder()
-	if err := store.Save(w, requestWithCookies("_zdgate", jars[4].get("_zdgate"), "_zdgate", jars[5].get("_zdgate")), fresh); err != nil {
+	if err := store.Save(context.Background(), w, requestWithCookies("_zdgate", jars[4].get("_zdgate"), "_zdgate", jars[5].get("_zdgate")), fresh); err != nil {
 		t.Fatalf("Save() of a login over two tickets = %v", err)
 	}
 	if err := store.Ready(ctx); err != nil {
@@ -165,7 +165,7 @@ func TestRedisClusterPrimaryFailover(t *testing.T) {
 	for {
 		failed := 0
 		for _, j := range jars {
-			_, err := store.Load(j.request())
+			_, err := store.Load(context.Background(), j.request())
 			switch {
 			case err == nil:
 			case errors.Is(err, ErrUnavailable):
@@ -186,7 +186,7 @@ func TestRedisClusterPrimaryFailover(t *testing.T) {
 	}
 	t.Logf("primary with %d of %d sessions killed: loads failed (ErrUnavailable) for %v, %d failed loads, no session lost",
 		onVictim, len(jars), lastFailure.Round(time.Millisecond), unavailable)
-	s, err := store.Load(jars[0].request())
+	s, err := store.Load(context.Background(), jars[0].request())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestRedisClusterPrimaryFailover(t *testing.T) {
 		t.Fatalf("Lock() after failover = %v", err)
 	}
 	s.ConfirmedAt = clk.Now()
-	if err := store.Save(httptest.NewRecorder(), jars[0].request(), s); err != nil {
+	if err := store.Save(context.Background(), httptest.NewRecorder(), jars[0].request(), s); err != nil {
 		t.Errorf("Save() after failover = %v", err)
 	}
 	unlock()

@@ -24,7 +24,7 @@ func TestRedisReplicasShareSessions(t *testing.T) {
 	s := typicalSession(t0)
 	j := newJar()
 	saveTo(t, a, j, s)
-	got, err := b.Load(j.request())
+	got, err := b.Load(context.Background(), j.request())
 	if err != nil {
 		t.Fatalf("Load() on replica B of a session saved on A: error = %v", err)
 	}
@@ -32,10 +32,10 @@ func TestRedisReplicasShareSessions(t *testing.T) {
 
 	// A refresh saved on B is what A loads next.
 	got.AccessToken = "refreshed-on-b"
-	if err := b.Save(httptest.NewRecorder(), j.request(), got); err != nil {
+	if err := b.Save(context.Background(), httptest.NewRecorder(), j.request(), got); err != nil {
 		t.Fatalf("Save() on B error = %v", err)
 	}
-	if again, err := a.Load(j.request()); err != nil || again.AccessToken != "refreshed-on-b" {
+	if again, err := a.Load(context.Background(), j.request()); err != nil || again.AccessToken != "refreshed-on-b" {
 		t.Errorf("Load() on A after a refresh on B = %v, %v; want the refreshed session", again, err)
 	}
 }
@@ -51,17 +51,17 @@ func TestRedisRevokeSessionAcrossReplicas(t *testing.T) {
 	if err := b.Revocations().RevokeSession(ctx, ended.ID); err != nil {
 		t.Fatalf("RevokeSession() on B error = %v", err)
 	}
-	if got, err := a.Load(endedJar.request()); !errors.Is(err, ErrRevoked) {
+	if got, err := a.Load(context.Background(), endedJar.request()); !errors.Is(err, ErrRevoked) {
 		t.Errorf("Load() on A after RevokeSession on B = %v, %v; want ErrRevoked", got, err)
 	}
-	if _, err := a.Load(keptJar.request()); err != nil {
+	if _, err := a.Load(context.Background(), keptJar.request()); err != nil {
 		t.Errorf("Load() of another session of the same user = %v; want it kept", err)
 	}
 	// A refresh finishing after the sign-out does not bring the session back.
-	if err := a.Save(httptest.NewRecorder(), endedJar.request(), ended); !errors.Is(err, ErrRevoked) {
+	if err := a.Save(context.Background(), httptest.NewRecorder(), endedJar.request(), ended); !errors.Is(err, ErrRevoked) {
 		t.Errorf("Save() of a signed-out session = %v; want ErrRevoked", err)
 	}
-	if _, err := b.Load(endedJar.request()); !errors.Is(err, ErrRevoked) {
+	if _, err := b.Load(context.Background(), endedJar.request()); !errors.Is(err, ErrRevoked) {
 		t.Errorf("Load() after a late Save of a signed-out session = %v; want ErrRevoked", err)
 	}
 }
@@ -81,14 +81,14 @@ func TestRedisRevokeSIDAcrossReplicas(t *testing.T) {
 	if err := b.Revocations().RevokeSID(ctx, ended.SID); err != nil {
 		t.Fatalf("RevokeSID() on B error = %v", err)
 	}
-	if got, err := a.Load(endedJar.request()); !errors.Is(err, ErrRevoked) {
+	if got, err := a.Load(context.Background(), endedJar.request()); !errors.Is(err, ErrRevoked) {
 		t.Errorf("Load() on A after RevokeSID on B = %v, %v; want ErrRevoked", got, err)
 	}
 	// The index ended it at once: no sealed session is left to open.
 	if v := rdb.Get(ctx, a.keys.session(ended.ID)).Val(); v != redisTombstone {
 		t.Errorf("stored value after RevokeSID = %q; want the tombstone", v)
 	}
-	if _, err := a.Load(keptJar.request()); err != nil {
+	if _, err := a.Load(context.Background(), keptJar.request()); err != nil {
 		t.Errorf("Load() of a session with another sid: error = %v", err)
 	}
 	if err := b.Revocations().RevokeSID(ctx, ""); err == nil {
@@ -114,14 +114,14 @@ func TestRedisRevokeSubjectAcrossReplicas(t *testing.T) {
 		t.Fatalf("RevokeSubject() on B error = %v", err)
 	}
 	for _, s := range []*Session{laptop, phone} {
-		if got, err := a.Load(jars[s].request()); !errors.Is(err, ErrRevoked) {
+		if got, err := a.Load(context.Background(), jars[s].request()); !errors.Is(err, ErrRevoked) {
 			t.Errorf("Load() on A of %v after RevokeSubject on B = %v, %v; want ErrRevoked", s, got, err)
 		}
 		if v := rdb.Get(ctx, a.keys.session(s.ID)).Val(); v != redisTombstone {
 			t.Errorf("stored value of %v after RevokeSubject = %q; want the tombstone", s, v)
 		}
 	}
-	if _, err := a.Load(jars[other].request()); err != nil {
+	if _, err := a.Load(context.Background(), jars[other].request()); err != nil {
 		t.Errorf("Load() of another subject's session: error = %v", err)
 	}
 
@@ -131,7 +131,7 @@ func TestRedisRevokeSubjectAcrossReplicas(t *testing.T) {
 	fresh.ID = NewID()
 	j := newJar()
 	saveTo(t, a, j, fresh)
-	if _, err := b.Load(j.request()); err != nil {
+	if _, err := b.Load(context.Background(), j.request()); err != nil {
 		t.Errorf("Load() of a login after RevokeSubject: error = %v", err)
 	}
 }
@@ -150,7 +150,7 @@ func TestRedisRevocationMarkers(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := httptest.NewRecorder()
-		if err := a.Save(w, newJar().request(), s); !errors.Is(err, ErrRevoked) {
+		if err := a.Save(context.Background(), w, newJar().request(), s); !errors.Is(err, ErrRevoked) {
 			t.Errorf("Save() of a session whose sid was revoked: error = %v; want ErrRevoked", err)
 		}
 		if v := rdb.Get(ctx, a.keys.session(s.ID)).Val(); v != redisTombstone {
@@ -170,7 +170,7 @@ func TestRedisRevocationMarkers(t *testing.T) {
 		if err := b.Revocations().RevokeSID(ctx, s.SID); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := a.Load(j.request()); !errors.Is(err, ErrRevoked) {
+		if got, err := a.Load(context.Background(), j.request()); !errors.Is(err, ErrRevoked) {
 			t.Errorf("Load() after RevokeSID with the index gone = %v, %v; want ErrRevoked", got, err)
 		}
 	})
@@ -215,7 +215,7 @@ func TestRedisRevocationMarkers(t *testing.T) {
 		if err := b.Revocations().RevokeSID(ctx, s.SID); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := cookies.Load(j.request()); !errors.Is(err, ErrRevoked) {
+		if got, err := cookies.Load(context.Background(), j.request()); !errors.Is(err, ErrRevoked) {
 			t.Errorf("CookieStore.Load() after RevokeSID on a Redis list = %v, %v; want ErrRevoked", got, err)
 		}
 	})

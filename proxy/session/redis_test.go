@@ -53,7 +53,7 @@ func rawRedis(t testing.TB, srv *redistest.Server) *redis.Client {
 func saveTo(t testing.TB, store Store, j *jar, s *Session) http.Header {
 	t.Helper()
 	w := httptest.NewRecorder()
-	if err := store.Save(w, j.request(), s); err != nil {
+	if err := store.Save(context.Background(), w, j.request(), s); err != nil {
 		t.Fatalf("Save() error = %v", err)
 	}
 	j.apply(t, w.Header())
@@ -91,14 +91,14 @@ func TestRedisRoundTrip(t *testing.T) {
 			if got := j.names(); !slices.Equal(got, []string{"_zdgate"}) {
 				t.Fatalf("cookies after Save() = %v; want [_zdgate]", got)
 			}
-			got, err := store.Load(j.request())
+			got, err := store.Load(context.Background(), j.request())
 			if err != nil {
 				t.Fatalf("Load() error = %v", err)
 			}
 			assertSameSession(t, got, tc.session)
 		})
 	}
-	if _, err := store.Load(requestWithCookies("app", "x")); err != ErrNotFound {
+	if _, err := store.Load(context.Background(), requestWithCookies("app", "x")); err != ErrNotFound {
 		t.Errorf("Load() without a session cookie: error = %v; want ErrNotFound", err)
 	}
 }
@@ -147,7 +147,7 @@ func TestRedisTamperedTicket(t *testing.T) {
 	value := j.get("_zdgate")
 
 	for i := range len(value) {
-		if _, err := store.Load(requestWithCookies("_zdgate", flip(value, i))); !errors.Is(err, ErrInvalid) {
+		if _, err := store.Load(context.Background(), requestWithCookies("_zdgate", flip(value, i))); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("Load() with ticket byte %d of %d changed: error = %v; want ErrInvalid", i, len(value), err)
 		}
 	}
@@ -184,12 +184,12 @@ func TestRedisTamperedTicket(t *testing.T) {
 		{"too long", store, requestWithCookies("_zdgate", strings.Repeat("A", 4000))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got, err := tc.store.Load(tc.r); !errors.Is(err, ErrInvalid) {
+			if got, err := tc.store.Load(context.Background(), tc.r); !errors.Is(err, ErrInvalid) {
 				t.Errorf("Load() = %v, %v; want ErrInvalid", got, err)
 			}
 		})
 	}
-	if _, err := store.Load(j.request()); err != nil {
+	if _, err := store.Load(context.Background(), j.request()); err != nil {
 		t.Errorf("Load() of the genuine ticket: error = %v", err)
 	}
 }
@@ -214,7 +214,7 @@ func TestRedisValueBoundToSessionID(t *testing.T) {
 	if err := rdb.RestoreReplace(ctx, store.keys.session(bob.ID), 0, dump).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := store.Load(bobJar.request()); !errors.Is(err, ErrInvalid) {
+	if got, err := store.Load(context.Background(), bobJar.request()); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Load() of Bob with Alice's value = %v, %v; want ErrInvalid", got, err)
 	}
 
@@ -236,10 +236,10 @@ func TestRedisValueBoundToSessionID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := store.Load(requestWithCookies("_zdgate", forged)); !errors.Is(err, ErrInvalid) {
+	if got, err := store.Load(context.Background(), requestWithCookies("_zdgate", forged)); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Load() of Alice's value under another ID with her key = %v, %v; want ErrInvalid", got, err)
 	}
-	if got, err := store.Load(aliceJar.request()); err != nil || got.AccessToken != alice.AccessToken {
+	if got, err := store.Load(context.Background(), aliceJar.request()); err != nil || got.AccessToken != alice.AccessToken {
 		t.Errorf("Load() of Alice = %v, %v; want her session", got, err)
 	}
 }
@@ -328,23 +328,23 @@ func TestRedisTTLNeverExtended(t *testing.T) {
 	clk.Advance(time.Hour)
 	s.AccessToken, s.ConfirmedAt = "refreshed-access-token", clk.Now()
 	w := httptest.NewRecorder()
-	if err := store.Save(w, j.request(), s); err != nil {
+	if err := store.Save(context.Background(), w, j.request(), s); err != nil {
 		t.Fatalf("Save() after refresh error = %v", err)
 	}
 	if lines := w.Header().Values("Set-Cookie"); len(lines) != 0 {
 		t.Errorf("Save() of the same session wrote %q; want the cookie left as it is", lines)
 	}
 	assertPTTL(key, 11*time.Hour)
-	if got, err := store.Load(j.request()); err != nil || got.AccessToken != s.AccessToken {
+	if got, err := store.Load(context.Background(), j.request()); err != nil || got.AccessToken != s.AccessToken {
 		t.Errorf("Load() after refresh = %v, %v; want the refreshed session", got, err)
 	}
 
 	// The store's clock ends it even where Redis's TTL would not yet.
 	clk.Advance(11 * time.Hour)
-	if got, err := store.Load(j.request()); !errors.Is(err, ErrExpired) {
+	if got, err := store.Load(context.Background(), j.request()); !errors.Is(err, ErrExpired) {
 		t.Errorf("Load() at the end of the lifetime = %v, %v; want ErrExpired", got, err)
 	}
-	if err := store.Save(httptest.NewRecorder(), j.request(), s); !errors.Is(err, ErrExpired) {
+	if err := store.Save(context.Background(), httptest.NewRecorder(), j.request(), s); !errors.Is(err, ErrExpired) {
 		t.Errorf("Save() at the end of the lifetime: error = %v; want ErrExpired", err)
 	}
 }
@@ -360,7 +360,7 @@ func TestRedisClear(t *testing.T) {
 	stale := j.request() // a request that was in flight during the sign-out
 
 	w := httptest.NewRecorder()
-	if err := store.Clear(w, j.request()); err != nil {
+	if err := store.Clear(context.Background(), w, j.request()); err != nil {
 		t.Fatalf("Clear() error = %v", err)
 	}
 	if n := rdb.Exists(ctx, store.keys.session(s.ID)).Val(); n != 0 {
@@ -370,11 +370,11 @@ func TestRedisClear(t *testing.T) {
 	if got := j.names(); len(got) != 0 {
 		t.Errorf("cookies after Clear() = %v; want none", got)
 	}
-	if got, err := store.Load(stale); !errors.Is(err, ErrExpired) {
+	if got, err := store.Load(context.Background(), stale); !errors.Is(err, ErrExpired) {
 		t.Errorf("Load() with the cleared ticket = %v, %v; want ErrExpired", got, err)
 	}
 	// A refresh that finishes after the sign-out must not bring it back.
-	if err := store.Save(httptest.NewRecorder(), stale, s); !errors.Is(err, ErrExpired) {
+	if err := store.Save(context.Background(), httptest.NewRecorder(), stale, s); !errors.Is(err, ErrExpired) {
 		t.Errorf("Save() of a cleared session: error = %v; want ErrExpired", err)
 	}
 	if n := rdb.Exists(ctx, store.keys.session(s.ID)).Val(); n != 0 {
@@ -401,7 +401,7 @@ func TestRedisLoginReplacesSession(t *testing.T) {
 	if n := rdb.Exists(ctx, store.keys.session(before.ID)).Val(); n != 0 {
 		t.Errorf("the replaced session is still in Redis")
 	}
-	if got, err := store.Load(j.request()); err != nil || got.ID != after.ID {
+	if got, err := store.Load(context.Background(), j.request()); err != nil || got.ID != after.ID {
 		t.Errorf("Load() after a new login = %v, %v; want the new session", got, err)
 	}
 }
@@ -484,7 +484,7 @@ func BenchmarkRedisLoad(b *testing.B) {
 	r.Header.Set("Cookie", "app_pref=dark; _ga=GA1.2.3.4; "+r.Header.Get("Cookie"))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := store.Load(r); err != nil {
+		if _, err := store.Load(context.Background(), r); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -500,7 +500,7 @@ func BenchmarkRedisSave(b *testing.B) {
 	r := j.request()
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := store.Save(httptest.NewRecorder(), r, s); err != nil {
+		if err := store.Save(context.Background(), httptest.NewRecorder(), r, s); err != nil {
 			b.Fatal(err)
 		}
 	}

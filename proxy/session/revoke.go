@@ -1,11 +1,11 @@
 package session
 
 import (
-	"container/list"
 	"context"
 	"errors"
-	"sync"
 	"time"
+
+	"github.com/zdgate/zdgate/internal/expiring"
 )
 
 // Revocations ends sessions when the IdP sends a back-channel logout, and at
@@ -37,10 +37,7 @@ type MemoryRevocations struct {
 	ttl time.Duration
 	max int
 	now func() time.Time
-
-	mu    sync.RWMutex
-	byKey map[revKey]*list.Element // of *revEntry
-	order *list.List               // oldest first
+	c   *expiring.Cache[revKey, time.Time] // when each was revoked; read with Peek, so the oldest goes first
 }
 
 type revKind uint8
@@ -56,11 +53,6 @@ type revKey struct {
 	value string
 }
 
-type revEntry struct {
-	key revKey
-	at  time.Time
-}
-
 var _ Revocations = (*MemoryRevocations)(nil)
 
 // NewMemoryRevocations returns an empty list whose entries last ttl (the
@@ -73,13 +65,7 @@ func NewMemoryRevocations(ttl time.Duration, max int, now func() time.Time) *Mem
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryRevocations{
-		ttl:   ttl,
-		max:   max,
-		now:   now,
-		byKey: make(map[revKey]*list.Element),
-		order: list.New(),
-	}
+	return &MemoryRevocations{ttl: ttl, max: max, now: now, c: expiring.New[revKey, time.Time](max, expiring.Evict)}
 }
 
 // RevokeSession ends the session with this ID on this replica: its cookie,
@@ -117,71 +103,32 @@ func (m *MemoryRevocations) RevokeSubject(_ context.Context, sub string) error {
 // RevokeSubject.
 func (m *MemoryRevocations) Revoked(_ context.Context, s *Session) (bool, error) {
 	now := m.now()
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if len(m.byKey) == 0 {
-		return false, nil
-	}
-	if _, ok := m.live(revKey{byID, s.ID}, now); ok && s.ID != "" {
-		return true, nil
-	}
-	if s.SID != "" {
-		if _, ok := m.live(revKey{bySID, scopedName(s.Provider, s.SID)}, now); ok {
+	if s.ID != "" {
+		if _, ok := m.c.Peek(revKey{byID, s.ID}, now); ok {
 			return true, nil
 		}
 	}
-	if at, ok := m.live(revKey{bySubject, scopedName(s.Provider, s.Subject)}, now); ok && !s.CreatedAt.After(at) {
+	if s.SID != "" {
+		if _, ok := m.c.Peek(revKey{bySID, scopedName(s.Provider, s.SID)}, now); ok {
+			return true, nil
+		}
+	}
+	if at, ok := m.c.Peek(revKey{bySubject, scopedName(s.Provider, s.Subject)}, now); ok && !s.CreatedAt.After(at) {
 		return true, nil
 	}
 	return false, nil
 }
 
-// Len is the number of entries held, expired ones included until the next
-// revocation prunes them.
-func (m *MemoryRevocations) Len() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.byKey)
-}
+// Len is the number of entries held, expired ones included until a lookup
+// finds them expired, or they are evicted.
+func (m *MemoryRevocations) Len() int { return m.c.Len() }
 
-// live returns when key was revoked, if that has not yet expired.
-func (m *MemoryRevocations) live(key revKey, now time.Time) (time.Time, bool) {
-	e, ok := m.byKey[key]
-	if !ok {
-		return time.Time{}, false
-	}
-	at := e.Value.(*revEntry).at
-	return at, !m.expired(at, now)
-}
-
-func (m *MemoryRevocations) expired(at, now time.Time) bool {
-	return m.ttl > 0 && now.Sub(at) >= m.ttl
-}
-
+// add revokes key as of now; revoking it again refreshes its time.
 func (m *MemoryRevocations) add(key revKey) {
 	now := m.now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	// Entries are appended in time order, so the expired ones are in front.
-	for e := m.order.Front(); e != nil; e = m.order.Front() {
-		entry := e.Value.(*revEntry)
-		if !m.expired(entry.at, now) {
-			break
-		}
-		m.remove(e)
+	var until time.Time // no expiry without a TTL
+	if m.ttl > 0 {
+		until = now.Add(m.ttl)
 	}
-	if e, ok := m.byKey[key]; ok {
-		e.Value.(*revEntry).at = now
-		m.order.MoveToBack(e)
-		return
-	}
-	for len(m.byKey) >= m.max {
-		m.remove(m.order.Front())
-	}
-	m.byKey[key] = m.order.PushBack(&revEntry{key: key, at: now})
-}
-
-func (m *MemoryRevocations) remove(e *list.Element) {
-	delete(m.byKey, e.Value.(*revEntry).key)
-	m.order.Remove(e)
+	m.c.Add(key, now, until, now)
 }

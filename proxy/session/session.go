@@ -12,6 +12,7 @@
 package session
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -116,15 +117,18 @@ func (s *Session) String() string {
 func (s *Session) GoString() string { return s.String() }
 
 // Store is what the proxy uses to keep sessions: CookieStore, or RedisStore
-// (with only a ticket in the cookie). Each method may write Set-Cookie
-// headers, so it runs before the response header is sent.
+// (with only a ticket in the cookie). r is read for its cookies only; ctx
+// bounds whatever the store does beyond that (Redis round trips, the
+// revocation check), so a caller can finish a save the browser no longer
+// waits for. Save and Clear may write Set-Cookie headers to w, so they run
+// before the response header is sent.
 type Store interface {
 	// Load returns the request's session, or ErrNotFound, ErrInvalid,
 	// ErrExpired, ErrRevoked, or an error of the store's backend.
-	Load(r *http.Request) (*Session, error)
+	Load(ctx context.Context, r *http.Request) (*Session, error)
 	// Save stores s for the browser; r shows which cookies of an earlier
 	// session are to be cleared.
-	Save(w http.ResponseWriter, r *http.Request, s *Session) error
+	Save(ctx context.Context, w http.ResponseWriter, r *http.Request, s *Session) error
 	// Clear ends the request's session in the browser.
-	Clear(w http.ResponseWriter, r *http.Request) error
+	Clear(ctx context.Context, w http.ResponseWriter, r *http.Request) error
 }

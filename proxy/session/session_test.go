@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -148,7 +149,7 @@ func (j *jar) get(name string) string {
 func save(t testing.TB, store *CookieStore, j *jar, s *Session) http.Header {
 	t.Helper()
 	w := httptest.NewRecorder()
-	if err := store.Save(w, j.request(), s); err != nil {
+	if err := store.Save(context.Background(), w, j.request(), s); err != nil {
 		t.Fatalf("Save() error = %v", err)
 	}
 	j.apply(t, w.Header())
