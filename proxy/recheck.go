@@ -31,7 +31,7 @@ const (
 // remembered for those that come with the older cookie afterwards.
 type checkResult struct {
 	outcome outcome
-	s       *session.Session // confirmed: the new state
+	s       *session.Session // confirmed: the new state; failed: one the IdP confirmed but the store did not take, or nil
 	err     error            // ended, failed: the error to answer with
 	saved   bool             // confirmed: the shared store already holds s
 }
@@ -148,8 +148,11 @@ func (p *Proxy) recheckShared(ctx context.Context, r *http.Request, pv *provider
 	switch {
 	case err == nil && p.fresh.fresh(cur.ConfirmedAt, p.cfg.Now()):
 		return &checkResult{outcome: confirmed, s: cur, saved: true} // another replica did it
-	case err == nil:
+	case err == nil && !s.ConfirmedAt.After(cur.ConfirmedAt):
 		s = cur
+	case err == nil:
+		// s is newer than the store's copy: a refresh on this replica whose save the store did not
+		// take. Its refresh token is the live one; the store's was spent.
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrRevoked), errors.Is(err, session.ErrInvalid):
 		return endedBy(errUnauthorized("session_revoked", err))
 	default:
@@ -157,13 +160,36 @@ func (p *Proxy) recheckShared(ctx context.Context, r *http.Request, pv *provider
 	}
 	res := p.recheck(ctx, pv, s)
 	if res.outcome == confirmed {
-		// The request is only read for its ticket: a refresh never issues a new one.
-		if err := p.cfg.Sessions.Save(ctx, headerOnly{}, r, res.s); err != nil {
-			return failedBy(errUnavailable("session_store_unavailable", err))
+		if err := p.saveRefreshed(ctx, r, res.s); err != nil {
+			f := failedBy(errUnavailable("session_store_unavailable", err))
+			f.s = res.s // remembered as this replica's newest state, so its next re-check starts there
+			return f
 		}
 		res.saved = true
 	}
 	return res
+}
+
+// saveRefreshed writes a re-checked session to the shared store. The IdP may have rotated its
+// refresh token already, so the new state must not be dropped for a passing store failure (a Redis
+// failover): while the lock is held (ctx), a save the store could not take is tried again.
+func (p *Proxy) saveRefreshed(ctx context.Context, r *http.Request, s *session.Session) error {
+	backoff := 50 * time.Millisecond
+	for {
+		// The request is only read for its ticket: a refresh never issues a new one.
+		err := p.cfg.Sessions.Save(ctx, headerOnly{}, r, s)
+		if err == nil || !errors.Is(err, session.ErrUnavailable) {
+			return err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
 }
 
 // recheck asks s's provider pv about s, within the budget's IdP step.
@@ -236,7 +262,7 @@ func (rc *recentChecks) get(id string, now time.Time) (last *checkResult, good *
 func (rc *recentChecks) put(id string, r *checkResult, now time.Time) {
 	e, _ := rc.c.Get(id, now)
 	e.last = r
-	if r.outcome == confirmed {
+	if r.s != nil { // confirmed, or confirmed but not saved
 		e.good = r.s
 	}
 	rc.c.Add(id, e, now.Add(rc.ttl), now)
