@@ -14,7 +14,6 @@ import (
 
 	"github.com/zdgate/zdgate/oidc"
 	"github.com/zdgate/zdgate/oidc/oidctest"
-	"github.com/zdgate/zdgate/proxy/inject"
 	"github.com/zdgate/zdgate/proxy/session"
 	"github.com/zdgate/zdgate/tokens"
 )
@@ -110,44 +109,16 @@ func newMultiStack(t *testing.T, o multiOpts) *multiStack {
 		t.Fatal(err)
 	}
 	st.store = cs
-	sealer, err := session.NewSealer(secrets)
-	if err != nil {
-		t.Fatal(err)
+	cfg := st.baseConfig(t, upstreamURL, public, secrets, ms.revs)
+	cfg.Providers = []Provider{
+		{ID: "staff", DisplayName: "Acme employees", Hosts: []string{staffHost}, OIDC: ms.clientA,
+			Mapping: tokens.Mapping{ExternalIDPrefix: "emp-", RoleClaim: "zendesk_role", AllowedRoles: []string{"agent", "admin"}},
+			SSO:     tokens.Staff, BearerJWT: true},
+		{ID: "customers", DisplayName: "Acme customers", OIDC: ms.clientB,
+			Mapping: tokens.Mapping{ExternalIDPrefix: "cust-"},
+			Flavors: []tokens.Flavor{tokens.Messaging, tokens.SSO, tokens.SDK}, BearerJWT: true, BearerOpaque: true},
 	}
-	signer := func(f tokens.Flavor, k tokens.Key, ttl time.Duration) *tokens.Signer {
-		s, err := tokens.NewSigner(tokens.Config{Flavor: f, Keys: tokens.StaticKey(k), TTL: ttl, Now: st.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	inj, err := inject.New(inject.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{
-		Upstream: upstreamURL, PublicURL: public,
-		Providers: []Provider{
-			{ID: "staff", DisplayName: "Acme employees", Hosts: []string{staffHost}, OIDC: ms.clientA,
-				Mapping: tokens.Mapping{ExternalIDPrefix: "emp-", RoleClaim: "zendesk_role", AllowedRoles: []string{"agent", "admin"}},
-				SSO:     tokens.Staff, BearerJWT: true},
-			{ID: "customers", DisplayName: "Acme customers", OIDC: ms.clientB,
-				Mapping: tokens.Mapping{ExternalIDPrefix: "cust-"},
-				Flavors: []tokens.Flavor{tokens.Messaging, tokens.SSO, tokens.SDK}, BearerJWT: true, BearerOpaque: true},
-		},
-		Sessions: cs, Sealer: sealer, Revocations: ms.revs, OwnCookie: cs.IsOwnCookie,
-		CookieName: "_zdgate", RecheckInterval: time.Minute, SessionTTL: 12 * time.Hour,
-		Injector: inj, Inject: true,
-		Signers: map[tokens.Flavor]*tokens.Signer{
-			tokens.Messaging: signer(tokens.Messaging, tokens.Key{ID: testMessagingKey, Secret: []byte(testMessagingSecret)}, 10*time.Minute),
-			tokens.Chat:      signer(tokens.Chat, tokens.Key{Secret: []byte(testChatSecret)}, 5*time.Minute),
-			tokens.SSO:       signer(tokens.SSO, tokens.Key{Secret: []byte(testSSOSecret)}, 0),
-			tokens.SDK:       signer(tokens.SDK, tokens.Key{Secret: []byte(testSDKSecret)}, 0),
-		},
-		StaffSSO:         signer(tokens.SSO, tokens.Key{Secret: []byte(testStaffSSOSecret)}, 0),
-		ZendeskSubdomain: "acme",
-		Registerer:       st.reg, Now: st.clock.Now,
-	}
+	cfg.StaffSSO = st.signer(t, tokens.SSO, tokens.Key{Secret: []byte(testStaffSSOSecret)}, 0)
 	if o.mutate != nil {
 		o.mutate(&cfg)
 	}

@@ -159,35 +159,8 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		}
 		st.store, revs = cs, mr
 	}
-	sealer, err := session.NewSealer(secrets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer := func(f tokens.Flavor, k tokens.Key, ttl time.Duration) *tokens.Signer {
-		s, err := tokens.NewSigner(tokens.Config{Flavor: f, Keys: tokens.StaticKey(k), TTL: ttl, Now: st.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	inj, err := inject.New(inject.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{
-		Upstream: upstreamURL, PublicURL: public,
-		OIDC: idp, Sessions: st.store, Sealer: sealer, Revocations: revs, OwnCookie: st.store.IsOwnCookie,
-		CookieName: "_zdgate", RecheckInterval: time.Minute, SessionTTL: 12 * time.Hour,
-		Injector: inj, Inject: true,
-		Signers: map[tokens.Flavor]*tokens.Signer{
-			tokens.Messaging: signer(tokens.Messaging, tokens.Key{ID: testMessagingKey, Secret: []byte(testMessagingSecret)}, 10*time.Minute),
-			tokens.Chat:      signer(tokens.Chat, tokens.Key{Secret: []byte(testChatSecret)}, 5*time.Minute),
-			tokens.SSO:       signer(tokens.SSO, tokens.Key{Secret: []byte(testSSOSecret)}, 0),
-			tokens.SDK:       signer(tokens.SDK, tokens.Key{Secret: []byte(testSDKSecret)}, 0),
-		},
-		ZendeskSubdomain: "acme",
-		Registerer:       st.reg, Now: st.clock.Now,
-	}
+	cfg := st.baseConfig(t, upstreamURL, public, secrets, revs)
+	cfg.OIDC = idp
 	if o.mutate != nil {
 		o.mutate(&cfg)
 	}
@@ -201,6 +174,45 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	}
 	st.client = newClient()
 	return st
+}
+
+// baseConfig is the part of a test stack's Config that does not depend on its providers: the
+// session store st.store, a sealer over secrets, the injector, one signer per flavor with the
+// test keys, and st's clock and registry.
+func (st *stack) baseConfig(t testing.TB, upstream, public *url.URL, secrets func() [][]byte, revs session.Revocations) Config {
+	t.Helper()
+	sealer, err := session.NewSealer(secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inj, err := inject.New(inject.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{
+		Upstream: upstream, PublicURL: public,
+		Sessions: st.store, Sealer: sealer, Revocations: revs, OwnCookie: st.store.IsOwnCookie,
+		CookieName: "_zdgate", RecheckInterval: time.Minute, SessionTTL: 12 * time.Hour,
+		Injector: inj, Inject: true,
+		Signers: map[tokens.Flavor]*tokens.Signer{
+			tokens.Messaging: st.signer(t, tokens.Messaging, tokens.Key{ID: testMessagingKey, Secret: []byte(testMessagingSecret)}, 10*time.Minute),
+			tokens.Chat:      st.signer(t, tokens.Chat, tokens.Key{Secret: []byte(testChatSecret)}, 5*time.Minute),
+			tokens.SSO:       st.signer(t, tokens.SSO, tokens.Key{Secret: []byte(testSSOSecret)}, 0),
+			tokens.SDK:       st.signer(t, tokens.SDK, tokens.Key{Secret: []byte(testSDKSecret)}, 0),
+		},
+		ZendeskSubdomain: "acme",
+		Registerer:       st.reg, Now: st.clock.Now,
+	}
+}
+
+// signer is a token signer of flavor f with the one key k, on st's clock.
+func (st *stack) signer(t testing.TB, f tokens.Flavor, k tokens.Key, ttl time.Duration) *tokens.Signer {
+	t.Helper()
+	s, err := tokens.NewSigner(tokens.Config{Flavor: f, Keys: tokens.StaticKey(k), TTL: ttl, Now: st.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func newClient() *http.Client {
