@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -61,28 +60,8 @@ providers:
     oidc-client-secret: test-client-secret
     external-id-prefix: test-
 `), 0o600)
-	cfg := &Config{}
-	if _, err := cfg.options().parse([]string{
-		"--config", file, "--upstream=http://" + appLn.Addr().String(), "--public-url=" + public,
-		"--cookie-secret=0123456789abcdef0123456789abcdef", "--cookie-secure=false",
-		"--recheck-interval=1ns", // every request re-checks at its IdP
-		"--zendesk-messaging-key-id=app_real", "--zendesk-messaging-secret=" + realMessagingSecret,
-		"--metrics-listen=127.0.0.1:0", "--bearer-rate-limit=0",
-	}, envOf(nil)); err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := wire(cfg, slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.ln = ln
-	runApp(t, a, public)
-	store, _ := session.NewCookieStore(session.CookieConfig{Name: "_zdgate", TTL: 12 * time.Hour,
-		Secrets: func() [][]byte { return [][]byte{[]byte("0123456789abcdef0123456789abcdef")} }})
-	s := &realIdPStack{idp: real, url: public, cfg: cfg, cookie: store}
+	s := serveRealIdPStack(t, ln, public, real,
+		"--config", file, "--upstream=http://"+appLn.Addr().String(), "--bearer-rate-limit=0")
 
 	// A login through each.
 	viaReal, viaTest := noFollow(), noFollow()

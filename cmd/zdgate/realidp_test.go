@@ -49,15 +49,25 @@ func startRealIdPStack(t *testing.T) *realIdPStack {
 	go app.Serve(appLn)
 	t.Cleanup(func() { app.Close() })
 
+	return serveRealIdPStack(t, ln, public, idp,
+		"--upstream=http://"+appLn.Addr().String(),
+		"--oidc-issuer="+idp.Issuer(), "--oidc-client-id=zdgate", "--oidc-client-secret=real-idp-client-secret",
+		"--log-level=debug")
+}
+
+// serveRealIdPStack runs zdgate's serve wiring on ln at public with args plus what every real-IdP
+// stack shares: the cookie secret, plain-HTTP cookies, a re-check on every request ("past the
+// interval" without sleeping) and the messaging key.
+func serveRealIdPStack(t *testing.T, ln net.Listener, public string, idp *nodeidp.IdP, args ...string) *realIdPStack {
+	t.Helper()
 	cfg := &Config{}
-	if _, err := cfg.options().parse([]string{
-		"--upstream=http://" + appLn.Addr().String(), "--public-url=" + public,
-		"--oidc-issuer=" + idp.Issuer(), "--oidc-client-id=zdgate", "--oidc-client-secret=real-idp-client-secret",
+	if _, err := cfg.options().parse(append([]string{
+		"--public-url=" + public,
 		"--cookie-secret=0123456789abcdef0123456789abcdef", "--cookie-secure=false",
-		"--recheck-interval=1ns", // every request re-checks at the IdP: "past the interval" without sleeping
+		"--recheck-interval=1ns",
 		"--zendesk-messaging-key-id=app_real", "--zendesk-messaging-secret=" + realMessagingSecret,
-		"--metrics-listen=127.0.0.1:0", "--log-level=debug",
-	}, envOf(nil)); err != nil {
+		"--metrics-listen=127.0.0.1:0",
+	}, args...), envOf(nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := cfg.Validate(); err != nil {
