@@ -69,6 +69,8 @@ func TestRejects(t *testing.T) {
 		{"redis password in config", "standalone", []string{"config.redis-url=redis://:hunter2@redis:6379"}, []string{"/config/redis-url"}},
 		{"secret in extraArgs", "standalone", []string{"extraArgs[0]=--zendesk-sso-secret=x"}, []string{"/extraArgs/0"}},
 		{"secret in extraEnv", "standalone", []string{"extraEnv[0].name=ZDGATE_COOKIE_SECRET", "extraEnv[0].value=x"}, []string{"/extraEnv/0/name"}},
+		{"staff SSO secret in extraArgs", "standalone", []string{"extraArgs[0]=--zendesk-sso-staff-secret=x"}, []string{"/extraArgs/0"}},
+		{"staff SSO secret in extraEnv", "standalone", []string{"extraEnv[0].name=ZDGATE_ZENDESK_SSO_STAFF_SECRET", "extraEnv[0].value=x"}, []string{"/extraEnv/0/name"}},
 		{"secretKeyRef in extraEnv", "standalone", []string{"extraEnv[0].name=TOKEN", "extraEnv[0].valueFrom.secretKeyRef.name=s", "extraEnv[0].valueFrom.secretKeyRef.key=k"}, []string{"/extraEnv/0/valueFrom"}},
 		// Cross-field rules in the templates.
 		{"standalone without upstream", "", nil, []string{"upstream is required in standalone mode"}},

@@ -65,8 +65,8 @@ const topUsage = `zdgate — an authenticating reverse proxy that mints Zendesk 
 Usage:
   zdgate serve   [flags]   run the proxy (also the default when no command is given)
   zdgate demo    [flags]   IdP, sample app and zdgate on loopback, offline, one command
-  zdgate token verify --flavor F (--secret S | --secret-file P | --secret-file -) [--key-id K] TOKEN
-  zdgate token mint   --flavor F (--secret-file P | --secret-file -) [--key-id K] --claims JSON
+  zdgate token verify --flavor F (--secret S | --secret-file P | --secret-file -) [--key-id K] [--strict] TOKEN
+  zdgate token mint   --flavor F (--secret S | --secret-file P | --secret-file -) [--key-id K] [--ttl D] --claims JSON
   zdgate config check [flags]   validate the configuration and the IdP, print it with secrets redacted
   zdgate version
 

@@ -51,7 +51,7 @@ func (g *ProviderOptions) options() []*option {
 		return nil
 	})
 	scopes.chart = chartHint{asString: true, desc: "--oidc-scopes [openid email profile offline_access], space-separated"}
-	role := listOpt(&g.ZendeskAllowedRole, "zendesk-allowed-role", nil, false, "Zendesk roles the role claim may grant: user, agent or admin (Zendesk's SSO role values; end users are \"user\")").into("tokens.Mapping.AllowedRoles")
+	role := listOpt(&g.ZendeskAllowedRole, "zendesk-allowed-role", nil, false, "Zendesk roles the role claim may grant: user, agent or admin (Zendesk's SSO role values; end users are \"user\"); needs --zendesk-claim-role; any other role in the claim refuses every token of that user, all flavors (403 claims_rejected), never a silent downgrade").into("tokens.Mapping.AllowedRoles")
 	role.chart.itemEnum = []string{"user", "agent", "admin"}
 	locales := listOpt(&g.ZendeskLocaleMap, "zendesk-locale-map", nil, false, "TAG=ID: a BCP 47 tag and its Zendesk locale id (from /api/v2/locales/public.json); built in: en-US=1, de=8").
 		into("tokens.Mapping.Locales").checks(func() error {
@@ -86,7 +86,7 @@ func (g *ProviderOptions) options() []*option {
 			}
 			return nil
 		}),
-		boolOpt(&g.InsecureBearerUserinfo, "insecure-bearer-userinfo", false, "DANGEROUS: when the IdP has no introspection endpoint, accept opaque bearer tokens that only userinfo confirms; then ANY access token of the user, issued to ANY client of the IdP (a third-party app the user once signed in to), mints Zendesk tokens for them").
+		boolOpt(&g.InsecureBearerUserinfo, "insecure-bearer-userinfo", false, "DANGEROUS: when opaque bearer tokens cannot be introspected (the IdP has no introspection endpoint, or no client secret is set to call it), accept them after userinfo alone; then ANY access token of the user, issued to ANY client of the IdP (a third-party app the user once signed in to), mints Zendesk tokens for them").
 			into("oidc.Config.InsecureBearerUserinfo"),
 		listOpt(&g.AllowedEmailDomain, "allowed-email-domain", nil, false, "only users with a verified email in these domains may log in").into("proxy.Config.AllowedEmailDomains"),
 		listOpt(&g.AllowedGroup, "allowed-group", nil, false, "only members of these groups may log in").into("proxy.Config.AllowedGroups"),
@@ -99,7 +99,7 @@ func (g *ProviderOptions) options() []*option {
 		claim(&g.ClaimRole, "zendesk-claim-role", "role", " (only values in --zendesk-allowed-role)"),
 		role,
 		claim(&g.ClaimCustomRoleID, "zendesk-claim-custom-role-id", "custom_role_id", ""),
-		strOpt(&g.ClaimLocale, "zendesk-claim-locale", "", "IdP claim mapped to SSO/SDK locale, sent as a Zendesk locale id: a number as it is, a tag (en-US) through --zendesk-locale-map and the built-in table; anything else is refused").into("tokens.Mapping"),
+		strOpt(&g.ClaimLocale, "zendesk-claim-locale", "", "IdP claim mapped to SSO/SDK locale, sent as a Zendesk locale id: a number as it is, a tag (en-US) through --zendesk-locale-map and the built-in table; anything else refuses every token of that user, all flavors (403 claim_<claim>)").into("tokens.Mapping"),
 		locales,
 		claim(&g.ClaimPhone, "zendesk-claim-phone", "phone", ""),
 		claim(&g.ClaimRemotePhotoURL, "zendesk-claim-remote-photo-url", "remote_photo_url", ""),
