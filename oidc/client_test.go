@@ -150,6 +150,7 @@ func TestRecheck(t *testing.T) {
 		idp := oidctest.NewT(t, oidctest.Options{})
 		c := newClient(t, idp, nil, nil)
 		_, tok := login(t, c)
+		wantRecheckKind(t, c, tok, "refresh")
 		idp.UpdateUser("user-1", func(u *oidctest.User) { u.Name = "Alice Renamed"; u.Groups = []string{"staff", "leads"} })
 		id, nt, err := c.Recheck(ctx, tok, "user-1")
 		if err != nil {
@@ -191,6 +192,7 @@ func TestRecheck(t *testing.T) {
 			t.Fatal("got a refresh token without offline_access")
 		}
 		idp.ResetCounts()
+		wantRecheckKind(t, c, tok, "userinfo")
 		if id, _, err := c.Recheck(ctx, tok, "user-1"); err != nil || id.Subject != "user-1" {
 			t.Fatalf("Recheck() = %+v, %v", id, err)
 		}
@@ -206,6 +208,7 @@ func TestRecheck(t *testing.T) {
 		c := newClient(t, idp, nil, func(cfg *oidc.Config) { cfg.Scopes = []string{"openid", "email", "profile"} })
 		_, tok := login(t, c)
 		idp.ResetCounts()
+		wantRecheckKind(t, c, tok, "introspect")
 		if id, _, err := c.Recheck(ctx, tok, "user-1"); err != nil || id.Subject != "user-1" {
 			t.Fatalf("Recheck() = %+v, %v", id, err)
 		}
@@ -220,6 +223,7 @@ func TestRecheck(t *testing.T) {
 		idp := oidctest.NewT(t, oidctest.Options{Disable: []string{"userinfo", "introspection"}})
 		c := newClient(t, idp, nil, func(cfg *oidc.Config) { cfg.Scopes = []string{"openid", "email", "profile"} })
 		_, tok := login(t, c)
+		wantRecheckKind(t, c, tok, "none")
 		_, _, err := c.Recheck(ctx, tok, "user-1")
 		wantKind(t, "Recheck() with neither refresh token, userinfo nor introspection", err, oidc.Invalid)
 	})
@@ -246,6 +250,14 @@ func TestRecheck(t *testing.T) {
 		_, _, err := c.Recheck(cctx, tok, "user-1")
 		wantKind(t, "Recheck() whose context ended", err, oidc.Unavailable)
 	})
+}
+
+// wantRecheckKind: the name Recheck's way has in metrics and traces is the way it takes.
+func wantRecheckKind(t *testing.T, c *oidc.Client, tok oidc.Tokens, want string) {
+	t.Helper()
+	if got := c.RecheckKind(tok); got != want {
+		t.Errorf("RecheckKind() = %q; want %q", got, want)
+	}
 }
 
 func TestVerifyBearer(t *testing.T) {

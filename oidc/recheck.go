@@ -26,10 +26,10 @@ func (c *Client) Recheck(ctx context.Context, t Tokens, sub string) (Identity, T
 		return Identity{}, t, err
 	}
 	ctx = c.ctx(ctx, "recheck")
-	switch {
-	case t.RefreshToken != "":
+	switch c.recheckKind(p, t) {
+	case "refresh":
 		return c.refresh(ctx, p, t, sub)
-	case t.AccessToken != "" && p.userinfo != "":
+	case "userinfo":
 		claims, err := c.userinfo(ctx, p, t.AccessToken)
 		if err != nil {
 			return Identity{}, t, err
@@ -38,7 +38,7 @@ func (c *Client) Recheck(ctx context.Context, t Tokens, sub string) (Identity, T
 			return Identity{}, t, &Error{Kind: Revoked, Step: "userinfo", Err: errors.New("sub changed")}
 		}
 		return c.identity(claims), t, nil
-	case t.AccessToken != "" && p.introspect != "" && c.cfg.ClientSecret() != "":
+	case "introspect":
 		claims, err := c.introspect(ctx, p, t.AccessToken)
 		if err != nil {
 			return Identity{}, t, err
@@ -49,6 +49,30 @@ func (c *Client) Recheck(ctx context.Context, t Tokens, sub string) (Identity, T
 		return c.identity(claims), t, nil
 	}
 	return Identity{}, t, invalid("recheck", errors.New("session has no refresh token, and neither userinfo nor introspection can check its access token"))
+}
+
+// RecheckKind names the way [Client.Recheck] confirms a session with tokens t: "refresh",
+// "userinfo" or "introspect"; "none" when it cannot (no such way at this IdP, or the IdP is not
+// discovered yet).
+func (c *Client) RecheckKind(t Tokens) string {
+	p, err := c.provider("recheck")
+	if err != nil {
+		return "none"
+	}
+	return c.recheckKind(p, t)
+}
+
+// recheckKind is Recheck's order of preference, in one place.
+func (c *Client) recheckKind(p *provider, t Tokens) string {
+	switch {
+	case t.RefreshToken != "":
+		return "refresh"
+	case t.AccessToken != "" && p.userinfo != "":
+		return "userinfo"
+	case t.AccessToken != "" && p.introspect != "" && c.cfg.ClientSecret() != "":
+		return "introspect"
+	}
+	return "none"
 }
 
 func (c *Client) refresh(ctx context.Context, p *provider, t Tokens, sub string) (Identity, Tokens, error) {

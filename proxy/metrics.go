@@ -52,7 +52,7 @@ func newMetrics(reg prometheus.Registerer, multi bool) (*metrics, error) {
 			Name: "zdgate_tokens_minted_total", Help: "Zendesk JWTs minted, by flavor.",
 		}, perProvider("flavor")),
 		idpChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "zdgate_idp_checks_total", Help: "Confirmations of a user at the IdP (and token revocations at sign-out), by kind (login, refresh, userinfo, bearer, revoke) and result (ok, revoked, unavailable, invalid).",
+			Name: "zdgate_idp_checks_total", Help: "Confirmations of a user at the IdP (and token revocations at sign-out), by kind (login, refresh, userinfo, introspect, none, bearer, revoke) and result (ok, revoked, unavailable, invalid).",
 		}, perProvider("kind", "result")),
 		injections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zdgate_injections_total", Help: "HTML pages considered for loader injection, by result.",

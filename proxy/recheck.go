@@ -197,10 +197,7 @@ func (p *Proxy) recheck(ctx context.Context, pv *provider, s *session.Session) *
 	ctx, cancel := context.WithTimeout(ctx, p.budget.idp)
 	defer cancel()
 	t := oidc.Tokens{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, IDToken: s.IDToken, Expiry: s.TokenExpiry}
-	kind := "userinfo"
-	if s.RefreshToken != "" {
-		kind = "refresh"
-	}
+	kind := pv.OIDC.RecheckKind(t)
 	ctx, traced := p.traceRecheck(ctx, kind)
 	id, nt, err := pv.OIDC.Recheck(ctx, t, s.Subject)
 	traced(resultOf(err))

@@ -173,7 +173,7 @@ zdgate_tokens_minted_total{flavor="messaging"} 1
 # HELP zdgate_injections_total HTML pages considered for loader injection, by result.
 # TYPE zdgate_injections_total counter
 zdgate_injections_total{result="injected"} 1
-# HELP zdgate_idp_checks_total Confirmations of a user at the IdP (and token revocations at sign-out), by kind (login, refresh, userinfo, bearer, revoke) and result (ok, revoked, unavailable, invalid).
+# HELP zdgate_idp_checks_total Confirmations of a user at the IdP (and token revocations at sign-out), by kind (login, refresh, userinfo, introspect, none, bearer, revoke) and result (ok, revoked, unavailable, invalid).
 # TYPE zdgate_idp_checks_total counter
 zdgate_idp_checks_total{kind="login",result="ok"} 1
 zdgate_idp_checks_total{kind="revoke",result="ok"} 1
