@@ -26,9 +26,8 @@ func (p *Proxy) upstream(w http.ResponseWriter, r *http.Request) error {
 		s, ident, err := p.authenticate(w, r)
 		switch {
 		case err == nil:
-			id = upstreamIdentity{sub: ident.Subject, groups: joinGroups(ident.Groups), user: ident.PreferredUsername, provider: s.Provider}
-			if ident.EmailVerified {
-				id.email = ident.Email
+			if id, err = identityOf(s.Provider, ident); err != nil {
+				return err
 			}
 		case p.cfg.AuthMode == AuthOptional && isAnonymous(err):
 			// Optional mode: the page loads anonymously; only Zendesk tokens need a login.
