@@ -145,6 +145,11 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 		// unknown length, which injected pages have) and buffers the rest, like a bare proxy.
 		FlushInterval: 0,
 		ModifyResponse: func(res *http.Response) error {
+			if res.Request != nil && res.StatusCode != http.StatusSwitchingProtocols {
+				if info := infoOf(res.Request); info != nil && info.upstream.sub != "" {
+					keepPrivate(res.Header)
+				}
+			}
 			if res.Request != nil && p.injecting(res.Request) {
 				return p.cfg.Injector.ModifyResponse(res)
 			}
@@ -199,3 +204,47 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 
 func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+// keepPrivate makes the answer to an authenticated request one that no shared cache may store: a
+// CDN or caching ingress in front of zdgate would otherwise serve a protected page to the next
+// visitor without asking zdgate. "public", "s-maxage" and a field-named "private" go, and a bare
+// "private" is added (browsers may still cache); a "no-store" answer stays as it is.
+func keepPrivate(h http.Header) {
+	var kept []string
+	for _, line := range h.Values("Cache-Control") {
+		for _, d := range splitDirectives(line) {
+			name, _, _ := strings.Cut(d, "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "no-store":
+				if !strings.Contains(d, "=") {
+					return
+				}
+			case "public", "s-maxage", "private":
+				continue
+			}
+			kept = append(kept, d)
+		}
+	}
+	h["Cache-Control"] = []string{strings.Join(append(kept, "private"), ", ")}
+}
+
+// splitDirectives splits a Cache-Control value at the commas outside quoted strings, trimmed,
+// without empty elements.
+func splitDirectives(v string) []string {
+	var out []string
+	start, quoted := 0, false
+	for i := 0; i <= len(v); i++ {
+		switch {
+		case i < len(v) && v[i] == '\\' && quoted:
+			i++
+		case i < len(v) && v[i] == '"':
+			quoted = !quoted
+		case i == len(v) || v[i] == ',' && !quoted:
+			if d := strings.TrimSpace(v[start:min(i, len(v))]); d != "" {
+				out = append(out, d)
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
