@@ -42,7 +42,8 @@ func fakeSwitch(answer string) http.Handler {
 
 // TestWebSocketTunnelNeedsARealSwitch: WebSocket smuggling (the 0ang3el class). A WebSocket
 // upgrade to a public path, answered by the app with a 101 that switches to nothing (no Upgrade
-// header) or with a plain status, must not leave a raw tunnel to the app: the attacker's next
+// header), to another protocol, or to "websocket" without the Sec-WebSocket-Accept only a
+// WebSocket server can compute, or with a plain status, must not leave a raw tunnel to the app: the attacker's next
 // request on the connection, for /admin, is a new request to zdgate and needs a login.
 func TestWebSocketTunnelNeedsARealSwitch(t *testing.T) {
 	for name, answer := range map[string]string{
@@ -50,6 +51,9 @@ func TestWebSocketTunnelNeedsARealSwitch(t *testing.T) {
 		"101 to another protocol": "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
 		"200 keep-alive":          "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
 		"426":                     "HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n",
+		// An app that says "websocket" but is none: it cannot compute Sec-WebSocket-Accept.
+		"101 websocket without Accept": "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+		"101 websocket, wrong Accept":  "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			st := newStack(t, stackOpts{

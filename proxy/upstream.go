@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
@@ -145,7 +147,10 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 		// unknown length, which injected pages have) and buffers the rest, like a bare proxy.
 		FlushInterval: 0,
 		ModifyResponse: func(res *http.Response) error {
-			if res.Request != nil && res.StatusCode != http.StatusSwitchingProtocols {
+			if res.StatusCode == http.StatusSwitchingProtocols {
+				return checkWebSocketAccept(res)
+			}
+			if res.Request != nil {
 				if info := infoOf(res.Request); info != nil && info.upstream.sub != "" {
 					keepPrivate(res.Header)
 				}
@@ -247,4 +252,25 @@ func splitDirectives(v string) []string {
 		}
 	}
 	return out
+}
+
+// errFakeSwitch is a 101 from the app that no WebSocket server would send.
+var errFakeSwitch = errors.New("upstream switched protocols without a valid Sec-WebSocket-Accept")
+
+// checkWebSocketAccept lets a 101 through only with the Sec-WebSocket-Accept that RFC 6455 derives
+// from the request's Sec-WebSocket-Key, which only a WebSocket server computes. After the switch
+// the connection is a raw tunnel to the app: an app that answers 101 without being a WebSocket
+// server (a status it echoes, a stub) and keeps reading HTTP would take the attacker's next
+// requests straight, skipping login, the rules and header stripping (WebSocket smuggling).
+// Refused, the answer is a 502 and the app's connection is closed.
+func checkWebSocketAccept(res *http.Response) error {
+	if res.Request == nil {
+		return errFakeSwitch
+	}
+	key := res.Request.Header.Get("Sec-WebSocket-Key")
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	if key == "" || res.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
+		return errFakeSwitch
+	}
+	return nil
 }
