@@ -36,6 +36,9 @@ func FuzzSafeRedirect(f *testing.F) {
 			if err != nil || u.Scheme != "https" || u.User != nil {
 				t.Fatalf("safeRedirect(%q) = %q", rd, got)
 			}
+			if !plainHost(u.Host) {
+				t.Fatalf("safeRedirect(%q) = %q: host %q is not plain ASCII", rd, got, u.Host)
+			}
 			h := canonicalHost(u.Hostname())
 			if h != "help.example.com" && h != "example.com" && !strings.HasSuffix(h, ".example.com") {
 				t.Fatalf("safeRedirect(%q) = %q: foreign host %q", rd, got, h)
