@@ -20,6 +20,29 @@ var identityHeaders = []string{
 	"x-user", "x-email", "x-real-ip", "forwarded",
 }
 
+// pathHeaders name a request path other than the request line's; some frameworks route on them
+// (Symfony's and Zend's X-Original-URL and X-Rewrite-URL, IIS, apps behind nginx reading
+// X-Original-URI). The app is to serve the path the rules judged, so every incoming copy is
+// deleted, in any case and '_' spelling; X-Forwarded-Prefix is kept only from a --trusted-proxy
+// (an ingress that strips a path prefix says which).
+var pathHeaders = []string{
+	"x-original-url", "x-rewrite-url", "x-original-uri", "x-forwarded-uri", "x-forwarded-path", "x-envoy-original-path",
+}
+
+// stripPaths deletes every header that names another path than the request line's, and
+// X-Forwarded-Prefix too unless prefix is true.
+func stripPaths(h http.Header, prefix bool) {
+	for name := range h {
+		drop := !prefix && foldedEqual(name, "x-forwarded-prefix")
+		for _, ph := range pathHeaders {
+			drop = drop || foldedEqual(name, ph)
+		}
+		if drop {
+			delete(h, name)
+		}
+	}
+}
+
 // identityPrefixes are whole header families that are stripped.
 var identityPrefixes = []string{"x-auth-request-", "remote-", "x-zdgate-"}
 

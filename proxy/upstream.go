@@ -113,6 +113,7 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 				}
 			}
 			stripIdentity(pr.Out.Header)
+			stripPaths(pr.Out.Header, p.trust.fromTrusted(in))
 			removeOwnCookies(pr.Out.Header, p.cfg.OwnCookie)
 			if info := infoOf(in); info != nil {
 				pr.Out.Header.Set("X-Request-Id", info.id)
