@@ -31,19 +31,23 @@ func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request) error {
 		}
 		return errUnauthorized("unauthenticated", err)
 	}
+	up, err := identityOf(sess.Provider, id)
+	if err != nil {
+		return err
+	}
 	h := w.Header()
-	h.Set("X-Auth-Request-User", id.Subject)
-	if id.EmailVerified && id.Email != "" {
-		h.Set("X-Auth-Request-Email", id.Email)
+	h.Set("X-Auth-Request-User", up.sub)
+	if up.email != "" {
+		h.Set("X-Auth-Request-Email", up.email)
 	}
-	if len(id.Groups) > 0 {
-		h.Set("X-Auth-Request-Groups", joinGroups(id.Groups))
+	if up.groups != "" {
+		h.Set("X-Auth-Request-Groups", up.groups)
 	}
-	if id.PreferredUsername != "" {
-		h.Set("X-Auth-Request-Preferred-Username", id.PreferredUsername)
+	if up.user != "" {
+		h.Set("X-Auth-Request-Preferred-Username", up.user)
 	}
-	if sess.Provider != "" {
-		h.Set("X-Auth-Request-Provider", sess.Provider)
+	if up.provider != "" {
+		h.Set("X-Auth-Request-Provider", up.provider)
 	}
 	if p.cfg.PassAccessToken && sess.AccessToken != "" {
 		h.Set("X-Auth-Request-Access-Token", sess.AccessToken)

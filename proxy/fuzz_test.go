@@ -36,6 +36,9 @@ func FuzzSafeRedirect(f *testing.F) {
 			if err != nil || u.Scheme != "https" || u.User != nil {
 				t.Fatalf("safeRedirect(%q) = %q", rd, got)
 			}
+			if !plainHost(u.Host) {
+				t.Fatalf("safeRedirect(%q) = %q: host %q is not plain ASCII", rd, got, u.Host)
+			}
 			h := canonicalHost(u.Hostname())
 			if h != "help.example.com" && h != "example.com" && !strings.HasSuffix(h, ".example.com") {
 				t.Fatalf("safeRedirect(%q) = %q: foreign host %q", rd, got, h)
@@ -120,6 +123,7 @@ func TestFoldedMatchesFoldHeader(t *testing.T) {
 func FuzzJoinGroups(f *testing.F) {
 	f.Add("staff,admins", "100%", "")
 	f.Add("%2C", ",", "a\nb")
+	f.Add(" admins", "admins ", "domain users")
 	f.Fuzz(func(t *testing.T, a, b, c string) {
 		groups := []string{a, b, c}
 		h := joinGroups(groups)
@@ -131,6 +135,9 @@ func FuzzJoinGroups(f *testing.F) {
 			d, err := url.PathUnescape(p)
 			if err != nil || d != groups[i] {
 				t.Fatalf("joinGroups(%q) = %q: element %d decodes to %q (%v)", groups, h, i, d, err)
+			}
+			if strings.TrimSpace(p) != p {
+				t.Fatalf("joinGroups(%q) = %q: element %d has white space at an end, which HTTP or the app trims", groups, h, i)
 			}
 		}
 		for i := 0; i < len(h); i++ {

@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/zdgate/zdgate/oidc"
 )
 
 // identityHeaders are the headers zdgate sets for the upstream, and families that upstream
@@ -15,6 +18,29 @@ var identityHeaders = []string{
 	"x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username",
 	"x-forwarded-provider", "x-forwarded-access-token", "x-remote-user", "x-remote-email", "x-remote-group", "x-remote-groups",
 	"x-user", "x-email", "x-real-ip", "forwarded",
+}
+
+// pathHeaders name a request path other than the request line's; some frameworks route on them
+// (Symfony's and Zend's X-Original-URL and X-Rewrite-URL, IIS, apps behind nginx reading
+// X-Original-URI). The app is to serve the path the rules judged, so every incoming copy is
+// deleted, in any case and '_' spelling; X-Forwarded-Prefix is kept only from a --trusted-proxy
+// (an ingress that strips a path prefix says which).
+var pathHeaders = []string{
+	"x-original-url", "x-rewrite-url", "x-original-uri", "x-forwarded-uri", "x-forwarded-path", "x-envoy-original-path",
+}
+
+// stripPaths deletes every header that names another path than the request line's, and
+// X-Forwarded-Prefix too unless prefix is true.
+func stripPaths(h http.Header, prefix bool) {
+	for name := range h {
+		drop := !prefix && foldedEqual(name, "x-forwarded-prefix")
+		for _, ph := range pathHeaders {
+			drop = drop || foldedEqual(name, ph)
+		}
+		if drop {
+			delete(h, name)
+		}
+	}
 }
 
 // identityPrefixes are whole header families that are stripped.
@@ -96,10 +122,42 @@ func stripIdentity(h http.Header) {
 	}
 }
 
+// identityOf is what the app (or the ingress, through forward-auth) is told about a confirmed
+// user. HTTP cannot carry every string unchanged: white space at either end of a header value is
+// trimmed by every writer and parser, and Go's server turns CR and LF in a response header into
+// spaces, so "admin " or "admin\n" at the IdP, another account than "admin", would reach the app as
+// "admin". A subject, username or verified email that would change on the way is refused (403
+// claims_rejected); group names are percent-encoded instead (joinGroups).
+func identityOf(provider string, ident oidc.Identity) (upstreamIdentity, error) {
+	id := upstreamIdentity{sub: ident.Subject, groups: joinGroups(ident.Groups), user: ident.PreferredUsername, provider: provider}
+	if ident.EmailVerified {
+		id.email = ident.Email
+	}
+	for name, v := range map[string]string{"sub": id.sub, "preferred_username": id.user, "email": id.email} {
+		if !headerSafe(v) {
+			return upstreamIdentity{}, errForbidden("claims_rejected", errors.New("claim "+name+" cannot pass in a header unchanged (control character, or white space at an end)"))
+		}
+	}
+	return id, nil
+}
+
+// headerSafe reports whether v arrives as itself in a header value: no control character (HTAB
+// included) and no space at either end.
+func headerSafe(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return v == "" || v[0] != ' ' && v[len(v)-1] != ' '
+}
+
 // joinGroups is the value of X-Forwarded-Groups and X-Auth-Request-Groups: the group names joined
-// by ",", each percent-encoded where it holds '%', ',' or a control character, so a group called
-// "staff,admins" stays one element ("staff%2Cadmins") instead of forging the group "admins" for an
-// app that splits on commas. Names without those characters, which is nearly all, pass unchanged.
+// by ",", each percent-encoded where it holds '%', ',' or a control character, or a space at either
+// end, so a group called "staff,admins" stays one element ("staff%2Cadmins") instead of forging the
+// group "admins" for an app that splits on commas, and " admins" (which HTTP, or an app trimming
+// each element, would read as "admins") arrives as "%20admins". Names without those characters,
+// which is nearly all, pass unchanged.
 func joinGroups(groups []string) string {
 	var b strings.Builder
 	for i, g := range groups {
@@ -108,7 +166,7 @@ func joinGroups(groups []string) string {
 		}
 		for j := 0; j < len(g); j++ {
 			c := g[j]
-			if c == '%' || c == ',' || c < 0x20 || c == 0x7f {
+			if c == '%' || c == ',' || c < 0x20 || c == 0x7f || c == ' ' && (j == 0 || j == len(g)-1) {
 				const hex = "0123456789ABCDEF"
 				b.WriteByte('%')
 				b.WriteByte(hex[c>>4])

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -33,6 +34,7 @@ func (l *clientLimits) allow(client string, now time.Time) bool {
 	if l.every <= 0 {
 		return true
 	}
+	client = limitKey(client)
 	lim, ok := l.c.Get(client, now)
 	if !ok {
 		lim = rate.NewLimiter(l.every, l.burst)
@@ -41,4 +43,15 @@ func (l *clientLimits) allow(client string, now time.Time) bool {
 		return false // full of busy clients
 	}
 	return lim.AllowN(now, 1)
+}
+
+// limitKey is the bucket of a client address: the address itself for IPv4, its /64 for IPv6. One
+// IPv6 client holds a whole /64 (privacy addresses, any host on a routed /64), so a bucket per
+// address would give it 2^64 full buckets.
+func limitKey(client string) string {
+	a, err := netip.ParseAddr(client)
+	if err != nil || !a.Is6() {
+		return client
+	}
+	return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
 }

@@ -244,6 +244,11 @@ func TestOpenRedirects(t *testing.T) {
 		"https://x.app.partner.example/": "/",
 		"":                               "/",
 		"relative/path":                  "/",
+		// Hosts a URL library may map onto another host (full-width solidus U+FF0F, IDNA mapping
+		// to "/"): only ASCII letters, digits, '-', '.' and '_' pass.
+		"https://evil.example\uff0f.example.com/":    "/",
+		"https://evil.example%EF%BC%8F.example.com/": "/",
+		"https://evil.example\u2044.example.com/":    "/",
 	}
 	for rd, want := range cases {
 		got := st.proxy.safeRedirect(rd)

@@ -29,7 +29,7 @@ func (p *Proxy) safeRedirect(rd string) string {
 		return rd
 	}
 	u, err := url.Parse(rd)
-	if err != nil || u.User != nil || u.Opaque != "" || u.Host == "" {
+	if err != nil || u.User != nil || u.Opaque != "" || !plainHost(u.Host) {
 		return "/"
 	}
 	if u.Scheme != "https" && !(u.Scheme == "http" && p.cfg.PublicURL.Scheme == "http") {
@@ -40,6 +40,23 @@ func (p *Proxy) safeRedirect(rd string) string {
 		return u.String()
 	}
 	return "/"
+}
+
+// plainHost reports whether host (host or host:port, from url.Parse) is non-empty and only ASCII
+// letters, digits, '-', '.', '_', or an IPv6 literal, with an optional port. Anything else
+// (percent-escapes, Unicode such as the full-width solidus U+FF0F, which IDNA maps to '/') may be
+// read as another host by some URL parser, so it is no redirect target.
+func plainHost(host string) bool {
+	if host == "" {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._:[]", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // canonicalHost lower-cases a host name and drops one trailing dot, so App.Example.com. and

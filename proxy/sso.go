@@ -103,7 +103,7 @@ func (p *Proxy) zendeskReturnTo(raw string) string {
 		}
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "https" || u.User != nil || u.Host == "" || u.Opaque != "" {
+	if err != nil || u.Scheme != "https" || u.User != nil || !plainHost(u.Host) || u.Opaque != "" {
 		return ""
 	}
 	host := canonicalHost(u.Hostname())

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
@@ -26,9 +28,8 @@ func (p *Proxy) upstream(w http.ResponseWriter, r *http.Request) error {
 		s, ident, err := p.authenticate(w, r)
 		switch {
 		case err == nil:
-			id = upstreamIdentity{sub: ident.Subject, groups: joinGroups(ident.Groups), user: ident.PreferredUsername, provider: s.Provider}
-			if ident.EmailVerified {
-				id.email = ident.Email
+			if id, err = identityOf(s.Provider, ident); err != nil {
+				return err
 			}
 		case p.cfg.AuthMode == AuthOptional && isAnonymous(err):
 			// Optional mode: the page loads anonymously; only Zendesk tokens need a login.
@@ -112,6 +113,7 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 				}
 			}
 			stripIdentity(pr.Out.Header)
+			stripPaths(pr.Out.Header, p.trust.fromTrusted(in))
 			removeOwnCookies(pr.Out.Header, p.cfg.OwnCookie)
 			if info := infoOf(in); info != nil {
 				pr.Out.Header.Set("X-Request-Id", info.id)
@@ -146,6 +148,14 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 		// unknown length, which injected pages have) and buffers the rest, like a bare proxy.
 		FlushInterval: 0,
 		ModifyResponse: func(res *http.Response) error {
+			if res.StatusCode == http.StatusSwitchingProtocols {
+				return checkWebSocketAccept(res)
+			}
+			if res.Request != nil {
+				if info := infoOf(res.Request); info != nil && info.upstream.sub != "" {
+					keepPrivate(res.Header)
+				}
+			}
 			if res.Request != nil && p.injecting(res.Request) {
 				return p.cfg.Injector.ModifyResponse(res)
 			}
@@ -200,3 +210,68 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 
 func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+// keepPrivate makes the answer to an authenticated request one that no shared cache may store: a
+// CDN or caching ingress in front of zdgate would otherwise serve a protected page to the next
+// visitor without asking zdgate. "public", "s-maxage" and a field-named "private" go, and a bare
+// "private" is added (browsers may still cache); a "no-store" answer stays as it is.
+func keepPrivate(h http.Header) {
+	var kept []string
+	for _, line := range h.Values("Cache-Control") {
+		for _, d := range splitDirectives(line) {
+			name, _, _ := strings.Cut(d, "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "no-store":
+				if !strings.Contains(d, "=") {
+					return
+				}
+			case "public", "s-maxage", "private":
+				continue
+			}
+			kept = append(kept, d)
+		}
+	}
+	h["Cache-Control"] = []string{strings.Join(append(kept, "private"), ", ")}
+}
+
+// splitDirectives splits a Cache-Control value at the commas outside quoted strings, trimmed,
+// without empty elements.
+func splitDirectives(v string) []string {
+	var out []string
+	start, quoted := 0, false
+	for i := 0; i <= len(v); i++ {
+		switch {
+		case i < len(v) && v[i] == '\\' && quoted:
+			i++
+		case i < len(v) && v[i] == '"':
+			quoted = !quoted
+		case i == len(v) || v[i] == ',' && !quoted:
+			if d := strings.TrimSpace(v[start:min(i, len(v))]); d != "" {
+				out = append(out, d)
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
+
+// errFakeSwitch is a 101 from the app that no WebSocket server would send.
+var errFakeSwitch = errors.New("upstream switched protocols without a valid Sec-WebSocket-Accept")
+
+// checkWebSocketAccept lets a 101 through only with the Sec-WebSocket-Accept that RFC 6455 derives
+// from the request's Sec-WebSocket-Key, which only a WebSocket server computes. After the switch
+// the connection is a raw tunnel to the app: an app that answers 101 without being a WebSocket
+// server (a status it echoes, a stub) and keeps reading HTTP would take the attacker's next
+// requests straight, skipping login, the rules and header stripping (WebSocket smuggling).
+// Refused, the answer is a 502 and the app's connection is closed.
+func checkWebSocketAccept(res *http.Response) error {
+	if res.Request == nil {
+		return errFakeSwitch
+	}
+	key := res.Request.Header.Get("Sec-WebSocket-Key")
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	if key == "" || res.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
+		return errFakeSwitch
+	}
+	return nil
+}

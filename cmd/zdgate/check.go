@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp/syntax"
 	"strings"
 	"time"
 
@@ -43,6 +44,9 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		return 1
 	}
+	for _, w := range skipAuthWarnings(cfg.SkipAuthPath) {
+		fmt.Fprintln(stderr, w)
+	}
 	if cfg.multi() {
 		fmt.Fprintf(stderr, "configuration OK: discovery and JWKS loaded for %d identity providers\n", len(a.idps))
 		for i, c := range a.idps {
@@ -69,6 +73,56 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 	}
 	return 0
+}
+
+// skipAuthWarnings names each --skip-auth-path anchored at neither end: a regular expression
+// matches anywhere in the path, so "/public/" also opens "/admin/public/x" (oauth2-proxy's
+// unanchored --skip-auth-regex advisory). "^/public/" or "\.css$" say where the match must be.
+func skipAuthWarnings(exprs []string) []string {
+	var out []string
+	for _, e := range exprs {
+		re, err := syntax.Parse(e, syntax.Perl)
+		if err != nil {
+			continue // Validate has said so
+		}
+		re = re.Simplify()
+		if !anchored(re, true) && !anchored(re, false) {
+			out = append(out, fmt.Sprintf("warning: --skip-auth-path %q is anchored at neither end, so it matches anywhere in a path "+
+				"(\"/admin/...%s\" too); write ^ before the prefix it is meant for, or $ after the suffix", e, strings.Trim(e, "^$")))
+		}
+	}
+	return out
+}
+
+// anchored reports whether every match of re must start at the beginning of the text (start) or
+// end at its end (!start).
+func anchored(re *syntax.Regexp, start bool) bool {
+	want := syntax.OpBeginText
+	if !start {
+		want = syntax.OpEndText
+	}
+	switch re.Op {
+	case want:
+		return true
+	case syntax.OpCapture:
+		return anchored(re.Sub[0], start)
+	case syntax.OpConcat:
+		if len(re.Sub) == 0 {
+			return false
+		}
+		if start {
+			return anchored(re.Sub[0], start)
+		}
+		return anchored(re.Sub[len(re.Sub)-1], start)
+	case syntax.OpAlternate:
+		for _, sub := range re.Sub {
+			if !anchored(sub, start) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // bearerWarning says what the IdP's endpoints mean for bearer tokens (mobile apps, the Support
