@@ -133,9 +133,9 @@ func identityOf(provider string, ident oidc.Identity) (upstreamIdentity, error) 
 	if ident.EmailVerified {
 		id.email = ident.Email
 	}
-	for name, v := range map[string]string{"sub": id.sub, "preferred_username": id.user, "email": id.email} {
-		if !headerSafe(v) {
-			return upstreamIdentity{}, errForbidden("claims_rejected", errors.New("claim "+name+" cannot pass in a header unchanged (control character, or white space at an end)"))
+	for _, c := range [...]struct{ name, v string }{{"sub", id.sub}, {"preferred_username", id.user}, {"email", id.email}} {
+		if !headerSafe(c.v) {
+			return upstreamIdentity{}, errForbidden("claims_rejected", errors.New("claim "+c.name+" cannot pass in a header unchanged (control character, or white space at an end)"))
 		}
 	}
 	return id, nil

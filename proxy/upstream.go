@@ -216,6 +216,10 @@ func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 // visitor without asking zdgate. "public", "s-maxage" and a field-named "private" go, and a bare
 // "private" is added (browsers may still cache); a "no-store" answer stays as it is.
 func keepPrivate(h http.Header) {
+	if len(h["Cache-Control"]) == 0 {
+		h["Cache-Control"] = []string{"private"}
+		return
+	}
 	var kept []string
 	for _, line := range h.Values("Cache-Control") {
 		for _, d := range splitDirectives(line) {
