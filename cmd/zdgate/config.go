@@ -157,7 +157,7 @@ func (g *ProxyOptions) options() []*option {
 			return errors.Join(errs...)
 		}),
 		boolOpt(&g.PassAccessToken, "pass-access-token", false, "forward-auth: also answer X-Auth-Request-Access-Token with the IdP access token").into("proxy.Config.PassAccessToken"),
-		floatOpt(&g.BearerRateLimit, "bearer-rate-limit", 10, "bearer tokens (mobile apps, /zendesk/sdk) per second per client address that may be checked at the IdP; remembered answers do not count; burst twice that; 0 = no limit").
+		floatOpt(&g.BearerRateLimit, "bearer-rate-limit", 10, "bearer tokens (mobile apps, /zendesk/sdk) per second per client address (per /64 for IPv6) that may be checked at the IdP; remembered answers do not count; burst twice that; 0 = no limit").
 			into("proxy.Config.BearerRateLimit"),
 	}
 }

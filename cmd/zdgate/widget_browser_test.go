@@ -45,6 +45,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// settled waits until the stand-in's log has not grown for half a second (bounded by waitFor).
+func settled(t *testing.T, st *demoStack) {
+	t.Helper()
+	n, since := len(callsOf(st)), time.Now()
+	waitFor(t, "the widget's calls to settle", func() bool {
+		if m := len(callsOf(st)); m != n {
+			n, since = m, time.Now()
+		}
+		return time.Since(since) >= 500*time.Millisecond
+	})
+}
+
 // callsOf returns the stand-in's log as "call[:sub]" strings, e.g. "jwt:demo-user-0001".
 func callsOf(st *demoStack) []string {
 	var out []string
@@ -270,6 +282,9 @@ func TestBrowserWidgetLifecycle(t *testing.T) {
 	screenshot(t, ctx, "lifecycle-5-bob-logged-in")
 
 	// 7. The IdP revokes Bob: the next jwtCallback meets 401 session_revoked and logs the widget out.
+	// The page's own calls settle first: a token fetched before the revocation, whose record
+	// reaches the recorder late, is not one "after the revocation".
+	settled(t, st)
 	st.idp.DeleteUser(bob)
 	mark = len(callsOf(st))
 	step("jwtCallback after revocation", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
