@@ -36,19 +36,7 @@ func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h := w.Header()
-	h.Set("X-Auth-Request-User", up.sub)
-	if up.email != "" {
-		h.Set("X-Auth-Request-Email", up.email)
-	}
-	if up.groups != "" {
-		h.Set("X-Auth-Request-Groups", up.groups)
-	}
-	if up.user != "" {
-		h.Set("X-Auth-Request-Preferred-Username", up.user)
-	}
-	if up.provider != "" {
-		h.Set("X-Auth-Request-Provider", up.provider)
-	}
+	up.set(h, &authRequestHeaders)
 	if p.cfg.PassAccessToken && sess.AccessToken != "" {
 		h.Set("X-Auth-Request-Access-Token", sess.AccessToken)
 	}

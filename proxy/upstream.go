@@ -80,6 +80,28 @@ type upstreamIdentity struct {
 	sub, email, groups, user, provider string
 }
 
+// identityHeaderNames are the header names one way of telling the identity uses.
+type identityHeaderNames struct{ user, email, groups, username, provider string }
+
+var (
+	// forwardedHeaders go to the app with a proxied request.
+	forwardedHeaders = identityHeaderNames{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups",
+		"X-Forwarded-Preferred-Username", "X-Forwarded-Provider"}
+	// authRequestHeaders answer the ingress in forward-auth, as oauth2-proxy names them.
+	authRequestHeaders = identityHeaderNames{"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups",
+		"X-Auth-Request-Preferred-Username", "X-Auth-Request-Provider"}
+)
+
+// set writes id into h under the names n; the empty values are left out.
+func (id *upstreamIdentity) set(h http.Header, n *identityHeaderNames) {
+	h.Set(n.user, id.sub)
+	for _, v := range [...]struct{ name, value string }{{n.email, id.email}, {n.groups, id.groups}, {n.username, id.user}, {n.provider, id.provider}} {
+		if v.value != "" {
+			h.Set(v.name, v.value)
+		}
+	}
+}
+
 // newReverseProxy builds the ReverseProxy: Rewrite (never Director) so hop-by-hop and forwarding
 // headers start clean, a shared buffer pool, a 502 page for a dead upstream, and the injector.
 func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
@@ -123,20 +145,7 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 				id = &info.upstream
 			}
 			if id != nil && id.sub != "" {
-				h := pr.Out.Header
-				h.Set("X-Forwarded-User", id.sub)
-				if id.email != "" {
-					h.Set("X-Forwarded-Email", id.email)
-				}
-				if id.groups != "" {
-					h.Set("X-Forwarded-Groups", id.groups)
-				}
-				if id.user != "" {
-					h.Set("X-Forwarded-Preferred-Username", id.user)
-				}
-				if id.provider != "" {
-					h.Set("X-Forwarded-Provider", id.provider)
-				}
+				id.set(pr.Out.Header, &forwardedHeaders)
 			}
 			if p.injecting(in) {
 				p.cfg.Injector.PrepareRequest(pr.Out)
