@@ -188,23 +188,7 @@ func TestRealIdPRevokedRefreshToken(t *testing.T) {
 	s.login(t, c, nodeidp.Alice, nodeidp.AlicePassword)
 	sess := s.session(t, c)
 	// Revoke at the IdP's RFC 7009 endpoint, as a security tool would.
-	var meta struct {
-		Revocation string `json:"revocation_endpoint"`
-	}
-	res, err := http.Get(s.idp.Issuer() + "/.well-known/openid-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	json.NewDecoder(res.Body).Decode(&meta)
-	res.Body.Close()
-	req, _ := http.NewRequest("POST", meta.Revocation, strings.NewReader(url.Values{"token": {sess.RefreshToken}, "token_type_hint": {"refresh_token"}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("zdgate", "real-idp-client-secret")
-	res, err = http.DefaultClient.Do(req)
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("revocation: %v %v", res, err)
-	}
-	res.Body.Close()
+	revoke(t, s.idp, sess)
 	if code, _ := s.token(t, c); code != http.StatusUnauthorized {
 		t.Fatalf("token after refresh-token revocation = %d; want 401", code)
 	}
